@@ -1,0 +1,129 @@
+// Stream: records dispatches, copies, fills, uploads and downloads into command
+// buffers and submits them in batches on the device's compute queue. A small ring of
+// slots (command pool, command buffer, fence, staging memory) lets the host record
+// the next batch while the GPU runs the previous one; staging memory is reused, not
+// allocated per call. Every wait has a deadline; it spins briefly, then blocks.
+// A fence is reset only after a wait has seen it signalled.
+// Owns its Vulkan objects; must not outlive its Device. Not thread-safe: one thread
+// records and submits (the node's worker thread).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "vknode/error.h"
+#include "vknode/gpu/kernel.h"
+
+namespace vkn {
+
+class Buffer;
+class Device;
+
+struct StreamOptions {
+  uint32_t slots = 3;
+  // How long a wait spins on the fence before it blocks in the driver.
+  std::chrono::microseconds spin{200};
+  // Deadline for waiting on a slot's previous batch before it is reused.
+  std::chrono::milliseconds reuse_timeout{30'000};
+  // Staging memory one batch may use for uploads and downloads together.
+  uint64_t max_staging_bytes = 256ull << 20;
+  // Put a full compute/transfer memory barrier between consecutive commands, so
+  // that commands in a batch observe each other's writes in order.
+  bool auto_barriers = true;
+};
+
+// Names a submitted batch.
+struct Ticket {
+  uint64_t serial = 0;
+};
+
+// Host-visible staging memory inside the open batch (zero-copy uploads).
+struct StagingSpan {
+  std::byte* data = nullptr;
+  uint64_t size = 0;
+  const Buffer* buffer = nullptr;
+  uint64_t offset = 0;
+};
+
+struct StreamStats {
+  uint64_t batches = 0;
+  uint64_t commands = 0;
+  uint64_t staging_bytes = 0;  // staging memory held by all slots
+  uint64_t staging_allocations = 0;
+};
+
+class Stream {
+ public:
+  // Errors: vulkan_error, device_lost.
+  [[nodiscard]] static Result<std::unique_ptr<Stream>> create(Device& device, const StreamOptions& options = {});
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // --- Recording into the open batch (opened on first use). ---
+  // Requires: the kernel and buffers outlive the batch.
+  // Errors: invalid_argument (see Kernel::check_dispatch), device_lost, timeout (a slot stayed busy).
+  [[nodiscard]] Result<void> record_dispatch(const Kernel& kernel, std::span<const BufferBinding> bindings,
+                                             std::span<const std::byte> push, GroupCount groups);
+  [[nodiscard]] Result<void> record_copy(const Buffer& src, uint64_t src_offset, const Buffer& dst,
+                                         uint64_t dst_offset, uint64_t bytes);
+  // Fills with a repeated 32-bit value; offset and bytes must be multiples of 4.
+  [[nodiscard]] Result<void> record_fill(const Buffer& dst, uint64_t offset, uint64_t bytes, uint32_t value);
+  // Copies `data` into staging now; the GPU copies it into `dst` when the batch runs.
+  [[nodiscard]] Result<void> record_upload(const Buffer& dst, uint64_t offset, std::span<const std::byte> data);
+  // Zero-copy upload: stage() gives host memory in this batch; fill it, then record_upload_staged.
+  [[nodiscard]] Result<StagingSpan> stage(uint64_t bytes);
+  [[nodiscard]] Result<void> record_upload_staged(const StagingSpan& staged, const Buffer& dst, uint64_t offset);
+  // `out` receives the bytes when a wait sees the batch complete.
+  // Requires: `out` stays valid until then.
+  [[nodiscard]] Result<void> record_download(const Buffer& src, uint64_t offset, std::span<std::byte> out);
+  // An explicit full barrier (needed only with auto_barriers off).
+  void record_barrier();
+  bool has_open_batch() const { return open_ != nullptr; }
+
+  // --- Submission and waiting. ---
+  // Ends and submits the open batch; with none open, returns a ticket that is complete.
+  // Errors: device_lost, vulkan_error.
+  [[nodiscard]] Result<Ticket> submit();
+  // Waits until the batch is done and its downloads are delivered.
+  // Errors: timeout (the batch keeps running; wait again later), device_lost.
+  [[nodiscard]] Result<void> wait(Ticket ticket, std::chrono::nanoseconds timeout);
+  [[nodiscard]] Result<void> submit_and_wait(std::chrono::nanoseconds timeout);
+  // Whether everything submitted so far has completed (polls; never blocks).
+  bool is_idle();
+  // Drops the open batch without submitting it (after a recording error).
+  void discard_open_batch();
+
+  // --- Synchronous transfers of any size, pipelined through the slots. ---
+  [[nodiscard]] Result<void> upload(const Buffer& dst, uint64_t offset, std::span<const std::byte> data,
+                                    std::chrono::nanoseconds timeout);
+  [[nodiscard]] Result<void> download(const Buffer& src, uint64_t offset, std::span<std::byte> out,
+                                      std::chrono::nanoseconds timeout);
+
+  StreamStats stats() const;
+  const StreamOptions& options() const { return options_; }
+
+ private:
+  struct Slot;
+  Stream(Device& device, const StreamOptions& options);
+  Result<Slot*> open_batch();
+  Result<void> wait_slot(Slot& slot, std::chrono::steady_clock::time_point deadline);
+  Result<void> finish_slot(Slot& slot);
+  Result<StagingSpan> stage_in(Slot& slot, uint64_t bytes, bool readback);
+  Result<void> check_usable() const;
+  void barrier_before_command(Slot& slot);
+
+  Device& device_;
+  StreamOptions options_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  Slot* open_ = nullptr;       // the batch being recorded, if any
+  uint64_t next_serial_ = 1;   // serial of the next submitted batch
+  uint64_t completed_serial_ = 0;  // every batch up to this one is known complete
+  StreamStats stats_;
+};
+
+}  // namespace vkn
