@@ -69,9 +69,10 @@ struct Stream::Slot {
 Stream::Stream(Device& device, const StreamOptions& options) : device_(device), options_(options) {}
 
 Stream::~Stream() {
-  // Never destroy a fence or command buffer the GPU may still use.
+  // Never destroy a fence or command buffer the GPU may still use. On a really lost
+  // device the wait returns VK_ERROR_DEVICE_LOST at once.
   for (auto& s : slots_) {
-    if (s->pending && !device_.is_lost()) {
+    if (s->pending) {
       VkFence f = s->fence.get();
       vkWaitForFences(device_.handle(), 1, &f, VK_TRUE, 10'000'000'000ull);
     }

@@ -89,6 +89,7 @@ struct NodeStatus {
   uint64_t cache_misses = 0;
   uint64_t cache_bytes = 0;
   std::string cache_path;
+  uint64_t validation_errors = 0;  // from the validation layer, when it is on
   std::string last_error;
 };
 
@@ -157,6 +158,17 @@ using ErasedJob = std::function<Result<void>(Context&)>;
 // Runs `job` on the node's thread. Errors: node_dead, node_timeout, kernel_quarantined,
 // device_lost, job_failed (an exception escaped), or the job's own error.
 Result<void> run_job(const CallOptions& call, ErasedJob job, std::vector<KernelId> kernels = {});
+
+template <typename T>
+struct ResultTraits {
+  static constexpr bool is_result = false;
+  using value = T;
+};
+template <typename T>
+struct ResultTraits<Result<T>> {
+  static constexpr bool is_result = true;
+  using value = T;
+};
 }  // namespace detail
 
 // Runs fn(Context&) on the node's worker thread and returns its value. fn may return
@@ -165,30 +177,29 @@ Result<void> run_job(const CallOptions& call, ErasedJob job, std::vector<KernelI
 template <typename Fn>
 auto with_node(Fn&& fn, const CallOptions& call = {}) {
   using Ret = std::invoke_result_t<Fn&, Context&>;
+  constexpr bool kIsResult = detail::ResultTraits<Ret>::is_result;
+  using Value = typename detail::ResultTraits<Ret>::value;
   if constexpr (std::is_void_v<Ret>) {
     return detail::run_job(call, [f = std::forward<Fn>(fn)](Context& c) mutable -> Result<void> {
       f(c);
       return {};
     });
+  } else if constexpr (kIsResult && std::is_void_v<Value>) {
+    return detail::run_job(call, [f = std::forward<Fn>(fn)](Context& c) mutable -> Result<void> { return f(c); });
   } else {
-    using Value = std::conditional_t<requires { typename Ret::error_type; }, typename Ret::value_type, Ret>;
     auto out = std::make_shared<std::optional<Value>>();
     auto r = detail::run_job(call, [f = std::forward<Fn>(fn), out](Context& c) mutable -> Result<void> {
-      if constexpr (requires { typename Ret::error_type; }) {
+      if constexpr (kIsResult) {
         auto v = f(c);
         if (!v) return fail(v.error());
-        if constexpr (!std::is_void_v<Value>) out->emplace(std::move(*v));
+        out->emplace(std::move(*v));
       } else {
         out->emplace(f(c));
       }
       return {};
     });
-    if constexpr (std::is_void_v<Value>) {
-      return r;
-    } else {
-      if (!r) return Result<Value>(std::unexpected(r.error()));
-      return Result<Value>(std::move(**out));
-    }
+    if (!r) return Result<Value>(std::unexpected(r.error()));
+    return Result<Value>(std::move(**out));
   }
 }
 

@@ -1,0 +1,441 @@
+#include "node/node_impl.h"
+
+#include <cstdlib>
+#include <exception>
+
+#include "util/log.h"
+#include "util/strformat.h"
+
+namespace vkn::detail {
+namespace {
+
+constexpr std::chrono::seconds kSyncTimeout{60};
+
+std::optional<std::chrono::milliseconds> timeout_from_env() {
+  const char* v = std::getenv("VKNODE_TIMEOUT_MS");
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  char* end = nullptr;
+  const long long ms = std::strtoll(v, &end, 10);
+  if (*end != '\0' || ms <= 0) {
+    log(LogLevel::warn, "ignoring VKNODE_TIMEOUT_MS='{}': not a positive integer", v);
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+// The Context a job sees: the node's worker-thread state plus the caller's scratch store.
+class NodeContext final : public Context {
+ public:
+  NodeContext(NodeImpl& node, ScratchStore& scratch) : node_(node), scratch_(scratch) {}
+  Device& device() override { return node_.device(); }
+  Stream& stream() override { return node_.stream(); }
+  KernelCache& kernels() override { return node_.kernels(); }
+  PipelineCache& pipeline_cache() override { return node_.pipeline_cache(); }
+  BufferRegistry& buffers() override { return node_.registry(); }
+  ScratchStore& scratch() override { return scratch_; }
+  Result<void> submit_and_wait() override { return node_.submit_and_wait(); }
+  Result<std::shared_ptr<Kernel>> kernel(const KernelId& id) override { return node_.kernel(id); }
+
+ private:
+  NodeImpl& node_;
+  ScratchStore& scratch_;
+};
+
+}  // namespace
+
+NodeImpl::NodeImpl(const NodeOptions& options)
+    : options_(options),
+      default_timeout_(options.default_timeout ? options.default_timeout : timeout_from_env()),
+      quarantine_(options.quarantine_after, options.quarantine_cooldown),
+      restart_policy_(options.max_restarts, options.restart_window, options.restart_backoff),
+      init_failures_left_(options.TEST_fail_initializations) {
+  published_.name = options.name;
+}
+
+NodeImpl::~NodeImpl() {
+  stop();
+  if (worker_.joinable()) worker_.join();
+}
+
+Result<void> NodeImpl::start() {
+  worker_ = std::thread([this] { worker_main(); });
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return first_init_done_; });
+  if (first_init_error_ && health_ != NodeHealth::ready) return fail(*first_init_error_);
+  return {};
+}
+
+void NodeImpl::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+bool NodeImpl::is_accepting() const {
+  std::lock_guard lock(mu_);
+  return !stopping_ && (health_ == NodeHealth::ready || health_ == NodeHealth::recovering);
+}
+
+void NodeImpl::set_health(NodeHealth h) {
+  {
+    std::lock_guard lock(mu_);
+    health_ = h;
+  }
+  cv_.notify_all();
+}
+
+void NodeImpl::wake() { cv_.notify_all(); }
+
+Result<void> NodeImpl::submit(const std::shared_ptr<Job>& job) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || (health_ != NodeHealth::ready && health_ != NodeHealth::recovering)) {
+      return fail(Errc::node_dead, vkn::format("node '{}' is {}", options_.name,
+                                               stopping_ ? "stopping" : to_string(health_)));
+    }
+    queue_.push_back(job);
+  }
+  cv_.notify_all();
+  return {};
+}
+
+Result<void> NodeImpl::wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+  std::unique_lock lock(job->mu);
+  auto done = [&] { return job->state == JobState::done; };
+  if (!deadline) {
+    job->cv.wait(lock, done);
+  } else if (!job->cv.wait_until(lock, *deadline, done)) {
+    if (job->state == JobState::queued) {
+      job->state = JobState::withdrawn;
+      withdrawn_.fetch_add(1);
+      timeouts_.fetch_add(1);
+      return fail(Errc::node_timeout, "the deadline passed before the job started; it was withdrawn and will not run");
+    }
+    job->abandoned = true;
+    timeouts_.fetch_add(1);
+    quarantine_.note_timeout(job->kernels);
+    return fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+  }
+  if (job->error) return fail(*job->error);
+  return {};
+}
+
+void NodeImpl::finish_job(const std::shared_ptr<Job>& job, Result<void> result) {
+  if (!result) {
+    errors_.fetch_add(1);
+    std::lock_guard lock(mu_);
+    last_error_ = result.error().to_string();
+  }
+  std::lock_guard lock(job->mu);
+  if (!job->abandoned && result) quarantine_.note_success(job->kernels);
+  if (!result) job->error = result.error();
+  job->state = JobState::done;
+  job->cv.notify_all();
+}
+
+void NodeImpl::fail_queued(Errc code, const std::string& why) {
+  std::deque<std::shared_ptr<Job>> jobs;
+  {
+    std::lock_guard lock(mu_);
+    jobs.swap(queue_);
+  }
+  for (auto& job : jobs) finish_job(job, fail(code, why));
+}
+
+Result<void> NodeImpl::bring_up() {
+  if (init_failures_left_.load() > 0) {
+    init_failures_left_.fetch_sub(1);
+    return fail(Errc::vulkan_error, "injected initialisation failure");
+  }
+  DeviceOptions dopt;
+  dopt.selector = options_.device_selector;
+  dopt.enable_validation = options_.enable_validation;
+  auto device = Device::create(dopt);
+  if (!device) return fail(device.error());
+  device_ = std::move(*device);
+  PipelineCacheOptions popt;
+  popt.directory = options_.cache_dir;
+  popt.persistent = options_.persist_pipeline_cache;
+  auto cache = PipelineCache::open(*device_, popt);
+  if (!cache) return fail(cache.error());
+  pipeline_cache_ = std::move(*cache);
+  kernels_ = std::make_unique<KernelCache>(*device_, pipeline_cache_.get());
+  StreamOptions sopt;
+  sopt.max_staging_bytes = kMaxProgramTransferBytes;
+  auto stream = Stream::create(*device_, sopt);
+  if (!stream) return fail(stream.error());
+  stream_ = std::move(*stream);
+  if (registry_.budget() == 0) {
+    uint64_t heap = 0;
+    for (const MemoryHeapInfo& h : device_->info().heaps) {
+      if (h.device_local) heap = std::max(heap, h.size);
+    }
+    registry_ = BufferRegistry(options_.memory_budget ? options_.memory_budget : heap / 10 * 9);
+  }
+  for (BuiltinKernel k : all_builtin_kernels()) {
+    if (auto r = register_kernel(builtin_spirv(k), {}, to_string(k)); !r) return fail(r.error());
+  }
+  // Pipelines come back from the pipeline cache; durable buffers from their mirrors.
+  for (const auto& [id, rec] : kernel_records_) {
+    if (auto r = kernels_->get_or_create(rec.spirv, rec.spec, rec.name); !r) return fail(r.error());
+  }
+  if (auto r = registry_.restore_after_reset(*device_, *stream_, kSyncTimeout); !r) return r;
+  publish_stats();
+  return {};
+}
+
+void NodeImpl::tear_down(bool persist) {
+  if (persist) maybe_persist(true);
+  // Nothing may be destroyed while the GPU still uses it; a lost device answers at once.
+  if (device_ != nullptr) vkDeviceWaitIdle(device_->handle());
+  scratch_.clear();  // may hold device objects
+  registry_.release_device_buffers();
+  stream_.reset();
+  kernels_.reset();
+  pipeline_cache_.reset();
+  device_.reset();
+}
+
+Result<void> NodeImpl::recover_device() {
+  set_health(NodeHealth::recovering);
+  log(LogLevel::warn, "node '{}': device lost or hung; rebuilding it", options_.name);
+  tear_down(false);
+  restarts_.fetch_add(1);
+  device_resets_.fetch_add(1);
+  if (auto r = bring_up(); !r) return r;
+  set_health(NodeHealth::ready);
+  return {};
+}
+
+void NodeImpl::worker_main() {
+  struct MarkFinished {
+    NodeImpl* self;
+    ~MarkFinished() {
+      self->finished_.store(true);
+      {
+        std::lock_guard lock(self->mu_);
+        self->first_init_done_ = true;
+      }
+      self->cv_.notify_all();
+    }
+  } mark{this};
+  while (true) {
+    auto up = bring_up();
+    if (up) {
+      set_health(NodeHealth::ready);
+      {
+        std::lock_guard lock(mu_);
+        first_init_done_ = true;
+      }
+      cv_.notify_all();
+      serve();
+      const bool crashed = crash_requested_.exchange(false);
+      if (!crashed) {
+        tear_down(true);
+        set_health(NodeHealth::stopped);
+        fail_queued(Errc::node_dead, "the node stopped");
+        return;
+      }
+      tear_down(true);
+      up = fail(Errc::job_failed, "the node's worker hit an unrecoverable error");
+    } else {
+      tear_down(false);
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (!first_init_done_) {
+        first_init_error_ = up.error();
+      }
+      first_init_done_ = true;
+    }
+    if (!supervise_restart(up.error())) return;
+  }
+}
+
+bool NodeImpl::supervise_restart(const Error& why) {
+  set_health(NodeHealth::down);
+  {
+    std::lock_guard lock(mu_);
+    last_error_ = why.to_string();
+  }
+  fail_queued(Errc::node_dead, "the node is down: " + why.to_string());
+  if (!restart_policy_.allow_restart(Clock::now())) {
+    log(LogLevel::error, "node '{}': giving up after {} restarts: {}", options_.name,
+        restart_policy_.restarts_in_window(), why.to_string());
+    return false;
+  }
+  const auto delay = restart_policy_.next_delay();
+  log(LogLevel::warn, "node '{}' is down ({}); restarting in {} ms", options_.name, why.to_string(), delay.count());
+  std::unique_lock lock(mu_);
+  if (cv_.wait_for(lock, delay, [&] { return stopping_; })) {
+    health_ = NodeHealth::stopped;
+    return false;
+  }
+  restarts_.fetch_add(1);
+  health_ = NodeHealth::starting;
+  return true;
+}
+
+void NodeImpl::serve() {
+  while (true) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, options_.persist_interval,
+                   [&] { return !queue_.empty() || stopping_ || crash_requested_.load(); });
+      if (crash_requested_.load()) return;
+      if (queue_.empty()) {
+        if (stopping_) return;
+        lock.unlock();
+        maybe_persist(false);
+        continue;
+      }
+      job = queue_.front();
+      queue_.pop_front();
+    }
+    run_one(job);
+    if (device_ == nullptr) return;  // recovery failed: the supervisor takes over
+    maybe_persist(false);
+  }
+}
+
+void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
+  {
+    std::lock_guard jl(job->mu);
+    if (job->state == JobState::withdrawn) return;
+    job->state = JobState::running;
+  }
+  {
+    std::lock_guard lock(mu_);
+    inflight_ = job;
+    inflight_since_ = Clock::now();
+  }
+  Result<void> result;
+  if (auto q = quarantine_.check(job->kernels); !q) {
+    result = q;
+  } else {
+    NodeContext ctx(*this, scratch_[job->client]);
+    try {
+      result = job->fn(ctx);
+    } catch (const std::exception& e) {
+      result = fail(Errc::job_failed, "the job threw an exception", e.what());
+    } catch (...) {
+      result = fail(Errc::job_failed, "the job threw a non-standard exception");
+    }
+    if (stream_->has_open_batch()) stream_->discard_open_batch();
+    if (!device_->is_lost() && result) {
+      if (auto s = registry_.sync_durable(*stream_, options_.hang_limit); !s) result = s;
+    }
+  }
+  job_count_.fetch_add(1);
+  const bool lost = device_->is_lost();
+  if (lost && (result || result.error().code != Errc::device_lost)) {
+    result = fail(Errc::device_lost, "the device was lost while the job ran",
+                  result ? std::string_view{} : std::string_view(result.error().message));
+  }
+  finish_job(job, result);
+  {
+    std::lock_guard lock(mu_);
+    inflight_.reset();
+  }
+  if (lost) {
+    if (auto r = recover_device(); !r) {
+      tear_down(false);
+      crash_requested_.store(true);
+      std::lock_guard lock(mu_);
+      last_error_ = r.error().to_string();
+      return;
+    }
+  }
+  publish_stats();
+}
+
+Result<void> NodeImpl::submit_and_wait() {
+  auto ticket = stream_->submit();
+  if (!ticket) return fail(ticket.error());
+  auto r = stream_->wait(*ticket, options_.hang_limit);
+  if (!r && r.error().code == Errc::timeout) {
+    // A GPU wait past the hang limit: the device is treated as hung and rebuilt.
+    device_->mark_lost();
+    return fail(Errc::device_lost, vkn::format("GPU hang: a batch ran past the {} ms hang limit",
+                                               options_.hang_limit.count()));
+  }
+  return r;
+}
+
+Result<KernelId> NodeImpl::register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
+                                           std::string_view name) {
+  auto kernel = kernels_->get_or_create(spirv, spec, name);
+  if (!kernel) return fail(kernel.error());
+  const KernelId id = (*kernel)->id();
+  if (!kernel_records_.contains(id)) {
+    kernel_records_.emplace(id, KernelRecord{{spirv.begin(), spirv.end()}, {spec.begin(), spec.end()},
+                                             (*kernel)->name()});
+  }
+  return id;
+}
+
+Result<std::shared_ptr<Kernel>> NodeImpl::kernel(const KernelId& id) {
+  const KernelId one[] = {id};
+  if (auto q = quarantine_.check(one); !q) return fail(q.error());
+  auto k = kernels_->find(id);
+  if (!k) return fail(Errc::not_found, "no kernel registered with id", to_hex(id));
+  return k;
+}
+
+void NodeImpl::maybe_persist(bool force) {
+  if (pipeline_cache_ == nullptr || device_ == nullptr || device_->is_lost()) return;
+  const auto now = Clock::now();
+  if (!pipeline_cache_->is_dirty() || (!force && now - last_persist_ < options_.persist_interval)) return;
+  last_persist_ = now;
+  if (auto r = pipeline_cache_->persist(); !r) {
+    log(LogLevel::warn, "node '{}': pipeline cache not persisted: {}", options_.name, r.error().to_string());
+  }
+}
+
+void NodeImpl::publish_stats() {
+  NodeStatus s;
+  s.device_name = device_->info().name;
+  s.device_uuid = uuid_string(device_->info().device_uuid);
+  s.registry_bytes = registry_.bytes_in_use();
+  s.registry_budget = registry_.budget();
+  s.buffer_count = registry_.size();
+  s.kernel_count = kernels_->size();
+  const PipelineCacheStats ps = pipeline_cache_->stats();
+  s.cache_hits = ps.hits;
+  s.cache_misses = ps.misses;
+  s.cache_bytes = ps.persisted_bytes ? ps.persisted_bytes : ps.loaded_bytes;
+  s.cache_path = pipeline_cache_->path().string();
+  s.validation_errors = device_->validation_error_count();
+  std::lock_guard lock(mu_);
+  published_ = std::move(s);
+}
+
+NodeStatus NodeImpl::status() {
+  NodeStatus s;
+  {
+    std::lock_guard lock(mu_);
+    s = published_;
+    s.health = health_;
+    s.queue_depth = queue_.size();
+    s.inflight_age = inflight_ ? std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - inflight_since_)
+                               : std::chrono::milliseconds(0);
+    s.last_error = last_error_;
+  }
+  s.name = options_.name;
+  s.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_at_);
+  s.exec_count = exec_count_.load();
+  s.job_count = job_count_.load();
+  s.timeouts = timeouts_.load();
+  s.withdrawn = withdrawn_.load();
+  s.errors = errors_.load();
+  s.restarts = restarts_.load();
+  s.device_resets = device_resets_.load();
+  s.quarantined_kernels = quarantine_.quarantined_count();
+  return s;
+}
+
+}  // namespace vkn::detail

@@ -1,0 +1,228 @@
+// The process-wide registry of nodes by name (vknode's only global state) and the
+// public node functions, which look a node up and hand it jobs.
+#include <map>
+#include <mutex>
+
+#include "node/node_impl.h"
+#include "node/program_runner.h"
+#include "util/strformat.h"
+
+namespace vkn {
+namespace {
+
+using detail::Job;
+using detail::NodeImpl;
+
+std::mutex& registry_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::map<std::string, std::shared_ptr<NodeImpl>, std::less<>>& nodes() {
+  static std::map<std::string, std::shared_ptr<NodeImpl>, std::less<>> m;
+  return m;
+}
+
+std::shared_ptr<NodeImpl> find_node(std::string_view name) {
+  std::lock_guard lock(registry_mutex());
+  auto it = nodes().find(name);
+  return it == nodes().end() ? nullptr : it->second;
+}
+
+Result<std::shared_ptr<NodeImpl>> find_live_node(std::string_view name) {
+  auto node = find_node(name);
+  if (!node) return fail(Errc::node_dead, "no node is running under that name", name);
+  return node;
+}
+
+}  // namespace
+
+const char* to_string(NodeHealth health) {
+  switch (health) {
+    case NodeHealth::starting: return "starting";
+    case NodeHealth::ready: return "ready";
+    case NodeHealth::recovering: return "recovering";
+    case NodeHealth::down: return "down";
+    case NodeHealth::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+Result<void> start(const NodeOptions& options) {
+  if (options.name.empty()) return fail(Errc::invalid_argument, "a node needs a name");
+  auto node = std::make_shared<NodeImpl>(options);
+  {
+    std::lock_guard lock(registry_mutex());
+    auto it = nodes().find(options.name);
+    if (it != nodes().end()) {
+      if (!it->second->is_finished()) {
+        const NodeStatus s = it->second->status();
+        return fail(Errc::already_exists,
+                    vkn::format("a node named '{}' is already running ({} on {}, up {} ms)", options.name,
+                                to_string(s.health), s.device_name, s.uptime.count()));
+      }
+      nodes().erase(it);
+    }
+    nodes().emplace(options.name, node);
+  }
+  if (auto r = node->start(); !r) {
+    // The supervisor keeps trying in the background; the caller learns the first failure.
+    return r;
+  }
+  return {};
+}
+
+Result<void> stop(std::string_view name) {
+  std::shared_ptr<NodeImpl> node;
+  {
+    std::lock_guard lock(registry_mutex());
+    auto it = nodes().find(name);
+    if (it == nodes().end()) return fail(Errc::node_dead, "no node is running under that name", name);
+    node = it->second;
+    nodes().erase(it);
+  }
+  node->stop();
+  return {};
+}
+
+bool alive(std::string_view name) {
+  auto node = find_node(name);
+  return node && node->is_accepting();
+}
+
+Result<NodeStatus> status(std::string_view name) {
+  auto node = find_live_node(name);
+  if (!node) return fail(node.error());
+  return (*node)->status();
+}
+
+namespace detail {
+
+Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  NodeImpl& n = **node;
+  if (auto q = n.quarantine().check(kernels); !q) return q;
+  auto job = std::make_shared<Job>();
+  job->fn = std::move(fn);
+  job->kernels = std::move(kernels);
+  job->client = call.client;
+  const auto timeout = call.timeout ? call.timeout : n.default_timeout();
+  std::optional<NodeImpl::Clock::time_point> deadline;
+  if (timeout) deadline = NodeImpl::Clock::now() + *timeout;
+  if (auto r = n.submit(job); !r) return r;
+  return n.wait(job, deadline);
+}
+
+}  // namespace detail
+
+Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  NodeImpl* impl = node->get();  // jobs run on its worker, which outlives them
+  auto out = std::make_shared<ProgramResult>();
+  // The job owns a copy: it may still run after a caller that timed out has returned.
+  auto copy = std::make_shared<const Program>(program);
+  auto r = detail::run_job(
+      call,
+      [copy, out, impl](Context& ctx) -> Result<void> {
+        impl->count_exec();
+        auto result = run_program(ctx, *copy);
+        if (!result) return fail(result.error());
+        *out = std::move(*result);
+        return {};
+      },
+      program_kernels(program));
+  if (!r) return fail(r.error());
+  return std::move(*out);
+}
+
+Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
+                                 std::string_view kernel_name, const CallOptions& call) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  std::vector<uint32_t> words(spirv.begin(), spirv.end());
+  std::vector<SpecConstant> specs(spec.begin(), spec.end());
+  std::string label(kernel_name);
+  NodeImpl* impl = node->get();
+  return with_node([impl, words = std::move(words), specs = std::move(specs), label](Context&) {
+    return impl->register_kernel(words, specs, label);
+  }, call);
+}
+
+KernelId builtin_kernel_id(BuiltinKernel kernel) { return kernel_id(builtin_spirv(kernel)); }
+
+Result<void> create_buffer(std::string_view name, const BufferSpec& spec, const CallOptions& call) {
+  return with_node([n = std::string(name), spec](Context& ctx) -> Result<void> {
+    if (auto r = ctx.buffers().create(ctx.device(), n, spec); !r) return r;
+    auto b = ctx.buffers().get_for_write(n);
+    if (!b) return fail(b.error());
+    // New buffers read as zeros, matching the host mirror of durable ones.
+    if (auto r = ctx.stream().record_fill(**b, 0, (*b)->size() / 4 * 4, 0); !r) return r;
+    if (!ctx.stream().has_open_batch()) return {};
+    return ctx.submit_and_wait();
+  }, call);
+}
+
+Result<void> delete_buffer(std::string_view name, const CallOptions& call) {
+  return with_node([n = std::string(name)](Context& ctx) { return ctx.buffers().remove(n); }, call);
+}
+
+Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+                          const CallOptions& call) {
+  Program p;
+  p.upload(std::string(name), offset, {data.begin(), data.end()});
+  auto r = exec(p, call);
+  if (!r) return fail(r.error());
+  return {};
+}
+
+Result<std::vector<std::byte>> read_buffer(std::string_view name, uint64_t offset, uint64_t bytes,
+                                           const CallOptions& call) {
+  return with_node([n = std::string(name), offset, bytes](Context& ctx) -> Result<std::vector<std::byte>> {
+    auto b = ctx.buffers().get(n);
+    if (!b) return fail(b.error());
+    const uint64_t size = bytes ? bytes : (*b)->size() - std::min(offset, (*b)->size());
+    if (auto r = (*b)->check_range(offset, size); !r) return fail(r.error());
+    std::vector<std::byte> out(size);
+    if (auto r = ctx.stream().download(**b, offset, out, std::chrono::seconds(60)); !r) return fail(r.error());
+    return out;
+  }, call);
+}
+
+Result<std::vector<BufferEntryInfo>> list_buffers(const CallOptions& call) {
+  return with_node([](Context& ctx) { return ctx.buffers().list(); }, call);
+}
+
+Result<void> clear_quarantine(const KernelId& kernel, std::string_view name) {
+  auto node = find_live_node(name);
+  if (!node) return fail(node.error());
+  if (!(*node)->quarantine().clear(kernel)) return fail(Errc::not_found, "kernel not quarantined", to_hex(kernel));
+  return {};
+}
+
+Result<void> persist_pipeline_cache(std::string_view name) {
+  CallOptions call;
+  call.node = std::string(name);
+  return with_node([](Context& ctx) { return ctx.pipeline_cache().persist(); }, call);
+}
+
+Result<void> TEST_crash(std::string_view name) {
+  auto node = find_live_node(name);
+  if (!node) return fail(node.error());
+  (*node)->request_crash();
+  return {};
+}
+
+Result<void> TEST_inject(std::string_view name, int lose_device_on_submit, int hang_waits, int fail_allocations) {
+  CallOptions call;
+  call.node = std::string(name);
+  return with_node([=](Context& ctx) {
+    FaultInjection& f = ctx.device().TEST_faults();
+    f.lose_device_on_submit = lose_device_on_submit;
+    f.hang_waits = hang_waits;
+    f.fail_allocations = fail_allocations;
+  }, call);
+}
+
+}  // namespace vkn

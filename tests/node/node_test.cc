@@ -1,0 +1,420 @@
+#include "vknode/node/node.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "vknode/gpu/buffer.h"
+#include "vknode/gpu/device.h"
+#include "vknode/gpu/kernel_cache.h"
+#include "vknode/gpu/stream.h"
+
+namespace vkn {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+template <typename T>
+std::vector<std::byte> as_bytes_vec(const std::vector<T>& v) {
+  auto b = std::as_bytes(std::span(v));
+  return {b.begin(), b.end()};
+}
+template <typename T>
+std::vector<T> from_bytes(const std::vector<std::byte>& b) {
+  std::vector<T> v(b.size() / sizeof(T));
+  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
+  return v;
+}
+template <typename T>
+std::vector<std::byte> push_bytes(const T& p) {
+  auto b = std::as_bytes(std::span(&p, 1));
+  return {b.begin(), b.end()};
+}
+
+class NodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/vknode-node-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    name_ = std::string("test-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    call_.node = name_;
+  }
+  void TearDown() override {
+    if (alive(name_)) {
+      auto s = status(name_);
+      ASSERT_TRUE(s.has_value());
+      EXPECT_EQ(s->validation_errors, 0u) << "validation errors on the node's device";
+      (void)stop(name_);
+    }
+    fs::remove_all(dir_);
+  }
+  NodeOptions options() {
+    NodeOptions o;
+    o.name = name_;
+    o.cache_dir = dir_;
+    o.hang_limit = 5s;
+    o.restart_backoff = 10ms;
+    return o;
+  }
+  void start_node(NodeOptions o) {
+    auto r = start(o);
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  }
+  // Queues a spin job on the node that keeps it busy for roughly `iterations` of the kernel.
+  Program spin_program(uint32_t iterations) {
+    Program p;
+    p.dispatch(builtin_kernel_id(BuiltinKernel::spin), {{0, "spin_out"}}, push_bytes(SpinPush{iterations, 64 * 16}),
+               {16, 1, 1});
+    return p;
+  }
+
+  fs::path dir_;
+  std::string name_;
+  CallOptions call_;
+};
+
+TEST_F(NodeTest, StartsOnceUnderAName) {
+  start_node(options());
+  EXPECT_TRUE(alive(name_));
+  auto again = start(options());
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, Errc::already_exists);
+  EXPECT_NE(again.error().message.find(name_), std::string::npos);
+  auto s = status(name_);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->health, NodeHealth::ready);
+  EXPECT_FALSE(s->device_name.empty());
+  EXPECT_GE(s->kernel_count, all_builtin_kernels().size());
+}
+
+TEST_F(NodeTest, NodeDeadAfterStopAndForUnknownNames) {
+  start_node(options());
+  ASSERT_TRUE(stop(name_).has_value());
+  EXPECT_FALSE(alive(name_));
+  auto r = with_node([](Context&) { return 1; }, call_);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::node_dead);
+  CallOptions unknown;
+  unknown.node = "no-such-node";
+  EXPECT_EQ(with_node([](Context&) {}, unknown).error().code, Errc::node_dead);
+  EXPECT_EQ(status("no-such-node").error().code, Errc::node_dead);
+  EXPECT_EQ(stop("no-such-node").error().code, Errc::node_dead);
+  EXPECT_FALSE(alive("no-such-node"));
+}
+
+TEST_F(NodeTest, WithNodeReturnsValuesAndResultsAndVoid) {
+  start_node(options());
+  auto v = with_node([](Context& ctx) { return ctx.device().info().name.size(); }, call_);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_GT(*v, 0u);
+  auto e = with_node([](Context&) -> Result<int> { return fail(Errc::not_found, "custom"); }, call_);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().code, Errc::not_found);
+  auto ok = with_node([](Context&) -> Result<int> { return 7; }, call_);
+  EXPECT_EQ(ok.value(), 7);
+  EXPECT_TRUE(with_node([](Context&) {}, call_).has_value());
+}
+
+TEST_F(NodeTest, ManyThreadsRunOneJobAtATime) {
+  start_node(options());
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = with_node([&](Context&) {
+          if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+          std::this_thread::sleep_for(50us);
+          inside.fetch_sub(1);
+        }, call_);
+        if (r) done.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(done.load(), 200);
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(status(name_)->job_count, 200u);
+}
+
+TEST_F(NodeTest, ExceptionsBecomeJobFailedAndTheNodeKeepsRunning) {
+  start_node(options());
+  auto r = with_node([](Context&) -> int { throw std::runtime_error("boom"); }, call_);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::job_failed);
+  EXPECT_NE(r.error().message.find("boom"), std::string::npos);
+  EXPECT_TRUE(alive(name_));
+  EXPECT_EQ(with_node([](Context&) { return 3; }, call_).value(), 3);
+}
+
+TEST_F(NodeTest, QueuedJobIsWithdrawnAtItsDeadlineAndNeverRuns) {
+  start_node(options());
+  std::atomic<bool> release{false};
+  std::atomic<bool> second_ran{false};
+  std::thread blocker([&] {
+    (void)with_node([&](Context&) {
+      while (!release.load()) std::this_thread::sleep_for(1ms);
+    }, call_);
+  });
+  while (status(name_)->inflight_age == 0ms && status(name_)->job_count == 0) std::this_thread::sleep_for(1ms);
+  CallOptions quick = call_;
+  quick.timeout = 30ms;
+  auto r = with_node([&](Context&) { second_ran = true; }, quick);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::node_timeout);
+  EXPECT_NE(r.error().message.find("withdrawn"), std::string::npos);
+  release = true;
+  blocker.join();
+  EXPECT_TRUE(with_node([](Context&) {}, call_).has_value());  // runs after the blocker
+  EXPECT_FALSE(second_ran.load());
+  EXPECT_EQ(status(name_)->withdrawn, 1u);
+}
+
+TEST_F(NodeTest, RunningJobFinishesAfterTimeoutAndLaterJobsRunAfterIt) {
+  start_node(options());
+  std::atomic<bool> finished{false};
+  CallOptions quick = call_;
+  quick.timeout = 20ms;
+  auto r = with_node([&](Context&) {
+    std::this_thread::sleep_for(200ms);
+    finished = true;
+    return 1;
+  }, quick);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::node_timeout);
+  EXPECT_FALSE(finished.load());
+  auto after = with_node([&](Context&) { return finished.load(); }, call_);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(*after);  // the timed-out job ran to completion first
+  EXPECT_EQ(status(name_)->timeouts, 1u);
+}
+
+TEST_F(NodeTest, DefaultTimeoutComesFromTheEnvironment) {
+  setenv("VKNODE_TIMEOUT_MS", "25", 1);
+  start_node(options());
+  unsetenv("VKNODE_TIMEOUT_MS");
+  auto r = with_node([](Context&) { std::this_thread::sleep_for(150ms); }, call_);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::node_timeout);
+  CallOptions longer = call_;
+  longer.timeout = 10s;
+  EXPECT_TRUE(with_node([](Context&) { std::this_thread::sleep_for(50ms); }, longer).has_value());
+}
+
+TEST_F(NodeTest, ScratchStorePersistsPerClient) {
+  start_node(options());
+  CallOptions a = call_, b = call_;
+  a.client = "a";
+  b.client = "b";
+  auto bump = [](Context& ctx) { return ++ctx.scratch().get_or_create<int>("counter", [] { return 0; }); };
+  EXPECT_EQ(with_node(bump, a).value(), 1);
+  EXPECT_EQ(with_node(bump, a).value(), 2);
+  EXPECT_EQ(with_node(bump, b).value(), 1);
+}
+
+TEST_F(NodeTest, ExecRunsAProgramAndReturnsDownloads) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("x", {4096, ElementType::f32, {1024}}, call_).has_value());
+  ASSERT_TRUE(create_buffer("y", {4096, ElementType::f32, {1024}}, call_).has_value());
+  std::vector<float> x(1024), y(1024);
+  for (int i = 0; i < 1024; ++i) x[i] = i, y[i] = 1000 - i;
+  Program p;
+  p.upload("x", 0, as_bytes_vec(x))
+      .upload("y", 0, as_bytes_vec(y))
+      .dispatch(builtin_kernel_id(BuiltinKernel::axpy_f32), {{0, "x"}, {1, "y"}}, push_bytes(AxpyPush{1024, 2.0f}),
+                {4, 1, 1})
+      .download("y", 0, 4096)
+      .download("x", 4, 8);
+  auto r = exec(p, call_);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  ASSERT_EQ(r->downloads.size(), 2u);
+  const auto got = from_bytes<float>(r->downloads[0]);
+  for (int i = 0; i < 1024; ++i) ASSERT_EQ(got[i], 2.0f * i + (1000 - i));
+  EXPECT_EQ(from_bytes<float>(r->downloads[1]), (std::vector<float>{1, 2}));
+  EXPECT_EQ(status(name_)->exec_count, 1u);
+}
+
+TEST_F(NodeTest, ExecValidatesEverythingBeforeRunningAnything) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("b", {256}, call_).has_value());
+  const std::vector<std::byte> ones(256, std::byte{1});
+  auto bad = [&](Program p, Errc code) {
+    auto r = exec(p, call_);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, code) << r.error().to_string();
+    // The upload at step 0 must not have happened.
+    auto now = read_buffer("b", 0, 0, call_);
+    ASSERT_TRUE(now.has_value());
+    EXPECT_EQ((*now)[0], std::byte{0});
+  };
+  bad(Program().upload("b", 0, ones).download("missing", 0, 4), Errc::not_found);
+  bad(Program().upload("b", 0, ones).download("b", 200, 100), Errc::invalid_argument);
+  bad(Program().upload("b", 0, ones).fill("b", 2, 4, 0), Errc::invalid_argument);
+  bad(Program().upload("b", 0, ones).copy("b", 0, "b", 8, 16), Errc::invalid_argument);
+  KernelId unknown{};
+  unknown[0] = 1;
+  bad(Program().upload("b", 0, ones).dispatch(unknown, {}, {}, {1, 1, 1}), Errc::not_found);
+  bad(Program().upload("b", 0, ones).dispatch(builtin_kernel_id(BuiltinKernel::fill_u32), {{0, "b"}},
+                                              push_bytes(uint32_t{1}), {1, 1, 1}),
+      Errc::invalid_argument);
+}
+
+TEST_F(NodeTest, RegistryHonoursTheBudgetAndReportsNames) {
+  NodeOptions o = options();
+  o.memory_budget = 1 << 20;
+  start_node(o);
+  ASSERT_TRUE(create_buffer("a", {600 << 10}, call_).has_value());
+  auto over = create_buffer("b", {600 << 10}, call_);
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code, Errc::quota_exceeded);
+  EXPECT_EQ(create_buffer("a", {16}, call_).error().code, Errc::already_exists);
+  EXPECT_EQ(create_buffer("bad name!", {16}, call_).error().code, Errc::invalid_argument);
+  EXPECT_EQ(create_buffer("s", {16, ElementType::f32, {5}}, call_).error().code, Errc::invalid_argument);
+  auto list = list_buffers(call_);
+  ASSERT_TRUE(list.has_value());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].name, "a");
+  EXPECT_EQ(status(name_)->registry_bytes, 600u << 10);
+  ASSERT_TRUE(delete_buffer("a", call_).has_value());
+  EXPECT_EQ(delete_buffer("a", call_).error().code, Errc::not_found);
+  EXPECT_TRUE(create_buffer("b", {600 << 10}, call_).has_value());
+}
+
+TEST_F(NodeTest, ReadsAndWritesRanges) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("r", {1024}, call_).has_value());
+  std::vector<std::byte> data(100);
+  for (int i = 0; i < 100; ++i) data[i] = std::byte(i);
+  ASSERT_TRUE(write_buffer("r", 500, data, call_).has_value());
+  auto back = read_buffer("r", 500, 100, call_);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, data);
+  EXPECT_EQ(read_buffer("r", 1000, 100, call_).error().code, Errc::invalid_argument);
+  EXPECT_EQ(write_buffer("r", 1000, data, call_).error().code, Errc::invalid_argument);
+  EXPECT_EQ(read_buffer("nope", 0, 0, call_).error().code, Errc::not_found);
+}
+
+TEST_F(NodeTest, DeviceLossRecoversWithDurableBuffersIntact) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("keep", {1024, ElementType::u32, {256}, true}, call_).has_value());
+  ASSERT_TRUE(create_buffer("lose", {1024}, call_).has_value());
+  std::vector<uint32_t> v(256);
+  for (uint32_t i = 0; i < 256; ++i) v[i] = i * 3 + 1;
+  ASSERT_TRUE(write_buffer("keep", 0, as_bytes_vec(v), call_).has_value());
+  ASSERT_TRUE(TEST_inject(name_, 1, 0, 0).has_value());
+  auto lost = exec(Program().fill("lose", 0, 1024, 5), call_);
+  ASSERT_FALSE(lost.has_value());
+  EXPECT_EQ(lost.error().code, Errc::device_lost);
+  // The node rebuilt its device and serves again.
+  auto keep = read_buffer("keep", 0, 0, call_);
+  ASSERT_TRUE(keep.has_value()) << keep.error().to_string();
+  EXPECT_EQ(from_bytes<uint32_t>(*keep), v);
+  auto gone = read_buffer("lose", 0, 0, call_);
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().code, Errc::device_lost);
+  auto s = status(name_);  // the reads above were queued behind the recovery
+  EXPECT_EQ(s->device_resets, 1u);
+  EXPECT_EQ(s->health, NodeHealth::ready);
+  // Built-in kernels came back too.
+  EXPECT_TRUE(exec(Program().fill("keep", 0, 4, 9).download("keep", 0, 4), call_).has_value());
+}
+
+TEST_F(NodeTest, HungGpuWaitIsTreatedAsDeviceLoss) {
+  NodeOptions o = options();
+  o.hang_limit = 50ms;
+  start_node(o);
+  ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
+  ASSERT_TRUE(TEST_inject(name_, 0, 1, 0).has_value());
+  auto r = exec(spin_program(10), call_);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::device_lost);
+  EXPECT_NE(r.error().message.find("hang"), std::string::npos);
+  ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());  // queued behind the recovery
+  EXPECT_EQ(status(name_)->device_resets, 1u);
+  EXPECT_TRUE(alive(name_));
+}
+
+TEST_F(NodeTest, KernelIsQuarantinedAfterConsecutiveTimeouts) {
+  NodeOptions o = options();
+  o.quarantine_after = 2;
+  o.quarantine_cooldown = 60s;
+  start_node(o);
+  ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
+  CallOptions quick = call_;
+  quick.timeout = 1ms;
+  const KernelId spin = builtin_kernel_id(BuiltinKernel::spin);
+  for (int i = 0; i < 2; ++i) {
+    auto r = exec(spin_program(3'000'000), quick);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::node_timeout);
+    // Drain, so that the next call starts running (a withdrawn call does not count).
+    ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+  }
+  // Now a call using the kernel fails fast.
+  auto q = exec(spin_program(1), call_);
+  ASSERT_FALSE(q.has_value());
+  EXPECT_EQ(q.error().code, Errc::kernel_quarantined);
+  EXPECT_EQ(status(name_)->quarantined_kernels, 1u);
+  ASSERT_TRUE(clear_quarantine(spin, name_).has_value());
+  EXPECT_TRUE(exec(spin_program(1), call_).has_value());
+}
+
+TEST_F(NodeTest, SupervisorRestartsACrashedNode) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("d", {64, ElementType::bytes, {}, true}, call_).has_value());
+  ASSERT_TRUE(TEST_crash(name_).has_value());
+  // Calls during the restart get node_dead at once or succeed after it.
+  for (int i = 0; i < 500 && status(name_)->restarts == 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 500 && !alive(name_); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(alive(name_));
+  EXPECT_GE(status(name_)->restarts, 1u);
+  EXPECT_TRUE(read_buffer("d", 0, 0, call_).has_value());  // durable buffer restored
+}
+
+TEST_F(NodeTest, SupervisorRetriesFailedInitialisationThenGivesUp) {
+  NodeOptions o = options();
+  o.TEST_fail_initializations = 2;
+  o.max_restarts = 5;
+  auto r = start(o);
+  ASSERT_FALSE(r.has_value());  // the first failure is reported to the starter
+  for (int i = 0; i < 500 && !alive(name_); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(alive(name_));
+  EXPECT_EQ(status(name_)->restarts, 2u);
+  ASSERT_TRUE(stop(name_).has_value());
+
+  NodeOptions never = options();
+  never.TEST_fail_initializations = 100;
+  never.max_restarts = 3;
+  EXPECT_FALSE(start(never).has_value());
+  for (int i = 0; i < 500 && status(name_)->restarts < 3; ++i) std::this_thread::sleep_for(5ms);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(alive(name_));
+  EXPECT_EQ(with_node([](Context&) {}, call_).error().code, Errc::node_dead);
+  EXPECT_EQ(status(name_)->health, NodeHealth::down);
+  EXPECT_TRUE(start(options()).has_value());  // a node that gave up can be replaced
+}
+
+TEST_F(NodeTest, RegisteredKernelsSurviveAndPipelineCachePersistsAtStop) {
+  NodeOptions o = options();
+  start_node(o);
+  auto id = register_kernel(builtin_spirv(BuiltinKernel::copy_u32), {}, "my_copy", call_);
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(*id, builtin_kernel_id(BuiltinKernel::copy_u32));
+  std::vector<uint32_t> bogus = {1, 2, 3};
+  EXPECT_EQ(register_kernel(bogus, {}, "bad", call_).error().code, Errc::invalid_spirv);
+  const std::string cache_path = status(name_)->cache_path;
+  ASSERT_TRUE(stop(name_).has_value());
+  EXPECT_TRUE(fs::exists(cache_path));
+}
+
+}  // namespace
+}  // namespace vkn
