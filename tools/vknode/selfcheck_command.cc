@@ -1,8 +1,10 @@
-// `vknode selfcheck`: opens the device and runs each built-in kernel on fresh random
-// input against a CPU reference. The README's main job runs it.
+// `vknode selfcheck`: starts an in-process node on the selected device and runs built-in
+// kernels through it (as exec Programs) on fresh random input against CPU references,
+// then prints the node's status. The README's main job runs it.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -10,59 +12,48 @@
 
 #include "command.h"
 #include "util/strformat.h"
-#include "vknode/gpu/buffer.h"
-#include "vknode/gpu/builtin_kernels.h"
-#include "vknode/gpu/device.h"
-#include "vknode/gpu/kernel_cache.h"
-#include "vknode/gpu/stream.h"
+#include "vknode/node/node.h"
 
 namespace vkn::cli {
 namespace {
 
-constexpr std::chrono::seconds kWait{60};
+template <typename T>
+std::vector<std::byte> to_bytes(const std::vector<T>& v) {
+  auto b = std::as_bytes(std::span(v));
+  return {b.begin(), b.end()};
+}
+template <typename T>
+std::vector<T> from_bytes(const std::vector<std::byte>& b) {
+  std::vector<T> v(b.size() / sizeof(T));
+  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
+  return v;
+}
+template <typename T>
+std::vector<std::byte> push_of(const T& p) {
+  auto b = std::as_bytes(std::span(&p, 1));
+  return {b.begin(), b.end()};
+}
 
-struct Checker {
-  Device& device;
-  Stream& stream;
-  KernelCache& kernels;
+struct Checks {
+  CallOptions call;
   std::mt19937 rng{std::random_device{}()};
-
-  template <typename T>
-  Result<Buffer> upload(const std::vector<T>& v) {
-    auto b = Buffer::create(device, v.size() * sizeof(T));
-    if (!b) return b;
-    if (auto r = stream.upload(*b, 0, std::as_bytes(std::span(v)), kWait); !r) return fail(r.error());
-    return b;
-  }
-  template <typename T>
-  Result<std::vector<T>> download(const Buffer& b, size_t n) {
-    std::vector<T> out(n);
-    if (auto r = stream.download(b, 0, std::as_writable_bytes(std::span(out)), kWait); !r) return fail(r.error());
-    return out;
-  }
-  template <typename P>
-  Result<void> run(BuiltinKernel k, std::span<const BufferBinding> bindings, const P& push, uint32_t groups) {
-    auto kernel = kernels.get_or_create(builtin_spirv(k), {}, to_string(k));
-    if (!kernel) return fail(kernel.error());
-    if (auto r = stream.record_dispatch(**kernel, bindings, std::as_bytes(std::span(&push, 1)), {groups, 1, 1}); !r)
-      return r;
-    return stream.submit_and_wait(kWait);
-  }
 
   Result<std::string> axpy() {
     const uint32_t n = 1 << 20;
     std::uniform_real_distribution<float> d(-1, 1);
     std::vector<float> x(n), y(n);
     for (uint32_t i = 0; i < n; ++i) x[i] = d(rng), y[i] = d(rng);
-    auto bx = upload(x);
-    auto by = upload(y);
-    if (!bx || !by) return fail(bx ? by.error() : bx.error());
-    const BufferBinding b[] = {{0, &*bx}, {1, &*by}};
-    if (auto r = run(BuiltinKernel::axpy_f32, b, AxpyPush{n, 0.5f}, n / 256); !r) return fail(r.error());
-    auto got = download<float>(*by, n);
-    if (!got) return fail(got.error());
+    Program p;
+    p.upload("selfcheck.x", 0, to_bytes(x))
+        .upload("selfcheck.y", 0, to_bytes(y))
+        .dispatch(builtin_kernel_id(BuiltinKernel::axpy_f32), {{0, "selfcheck.x"}, {1, "selfcheck.y"}},
+                  push_of(AxpyPush{n, 0.5f}), {n / 256, 1, 1})
+        .download("selfcheck.y", 0, n * 4);
+    auto r = exec(p, call);
+    if (!r) return fail(r.error());
+    const auto got = from_bytes<float>(r->downloads[0]);
     for (uint32_t i = 0; i < n; ++i) {
-      if (std::fabs((*got)[i] - std::fma(0.5f, x[i], y[i])) > 1e-6f) {
+      if (std::fabs(got[i] - std::fma(0.5f, x[i], y[i])) > 1e-6f) {
         return fail(Errc::job_failed, vkn::format("axpy mismatch at {}", i));
       }
     }
@@ -75,73 +66,91 @@ struct Checker {
     std::uniform_real_distribution<float> d(0, 1);
     for (auto& f : v) f = d(rng);
     const double want = std::accumulate(v.begin(), v.end(), 0.0);
-    auto a = upload(v);
-    auto partial = Buffer::create(device, 256 * sizeof(float));
-    if (!a || !partial) return fail(a ? partial.error() : a.error());
-    const BufferBinding b1[] = {{0, &*a}, {1, &*partial}};
-    if (auto r = run(BuiltinKernel::reduce_sum_f32, b1, ReducePush{n}, 256); !r) return fail(r.error());
-    const BufferBinding b2[] = {{0, &*partial}, {1, &*a}};
-    if (auto r = run(BuiltinKernel::reduce_sum_f32, b2, ReducePush{256}, 1); !r) return fail(r.error());
-    auto got = download<float>(*a, 1);
-    if (!got) return fail(got.error());
-    if (std::fabs((*got)[0] - want) > 1e-5 * want) {
-      return fail(Errc::job_failed, vkn::format("sum {} differs from {}", (*got)[0], want));
+    const KernelId sum = builtin_kernel_id(BuiltinKernel::reduce_sum_f32);
+    Program p;
+    p.upload("selfcheck.x", 0, to_bytes(v))
+        .dispatch(sum, {{0, "selfcheck.x"}, {1, "selfcheck.y", 0, 1024}}, push_of(ReducePush{n}), {256, 1, 1})
+        .dispatch(sum, {{0, "selfcheck.y", 0, 1024}, {1, "selfcheck.x", 0, 256}}, push_of(ReducePush{256}), {1, 1, 1})
+        .download("selfcheck.x", 0, 4);
+    auto r = exec(p, call);
+    if (!r) return fail(r.error());
+    const float got = from_bytes<float>(r->downloads[0])[0];
+    if (std::fabs(got - want) > 1e-5 * want) {
+      return fail(Errc::job_failed, vkn::format("sum {} differs from {}", got, want));
     }
-    return vkn::format("sum of {} floats = {:.3f}", n, (*got)[0]);
+    return vkn::format("sum of {} floats = {:.3f}", n, got);
   }
 
   Result<std::string> philox() {
     const PhiloxPush push{1 << 18, static_cast<uint32_t>(rng()), 1, 0, 0, 0};
-    auto out = Buffer::create(device, push.count * sizeof(float));
-    if (!out) return fail(out.error());
-    const BufferBinding b[] = {{0, &*out}};
-    if (auto r = run(BuiltinKernel::philox_f32, b, push, push.count / 1024); !r) return fail(r.error());
-    auto got = download<float>(*out, push.count);
-    if (!got) return fail(got.error());
-    if (*got != philox_reference(push)) return fail(Errc::job_failed, "philox differs from the CPU reference");
+    Program p;
+    p.dispatch(builtin_kernel_id(BuiltinKernel::philox_f32), {{0, "selfcheck.x"}}, push_of(push),
+               {push.count / 1024, 1, 1})
+        .download("selfcheck.x", 0, push.count * 4);
+    auto r = exec(p, call);
+    if (!r) return fail(r.error());
+    if (from_bytes<float>(r->downloads[0]) != philox_reference(push)) {
+      return fail(Errc::job_failed, "philox differs from the CPU reference");
+    }
     return vkn::format("{} uniforms match the CPU bit for bit", push.count);
   }
 };
+
+void print_status(const NodeStatus& s) {
+  std::printf("node '%s': %s on %s, up %lld ms, %llu jobs (%llu programs), %llu errors, %llu timeouts\n",
+              s.name.c_str(), to_string(s.health), s.device_name.c_str(), static_cast<long long>(s.uptime.count()),
+              static_cast<unsigned long long>(s.job_count), static_cast<unsigned long long>(s.exec_count),
+              static_cast<unsigned long long>(s.errors), static_cast<unsigned long long>(s.timeouts));
+  std::printf("  registry: %llu buffers, %llu bytes; kernels: %llu; pipeline cache: %s (%llu hits, %llu misses)\n",
+              static_cast<unsigned long long>(s.buffer_count), static_cast<unsigned long long>(s.registry_bytes),
+              static_cast<unsigned long long>(s.kernel_count), s.cache_path.empty() ? "in memory" : s.cache_path.c_str(),
+              static_cast<unsigned long long>(s.cache_hits), static_cast<unsigned long long>(s.cache_misses));
+}
 
 }  // namespace
 
 int selfcheck_command(Args args) {
   if (wants_help(args)) {
-    std::puts("usage: vknode selfcheck\n\nOpens the selected device ($VKNODE_DEVICE) and runs built-in kernels on random\n"
-              "input against CPU references. Exit 0 when all match, 1 otherwise.");
+    std::puts("usage: vknode selfcheck\n\nStarts an in-process node on the selected device ($VKNODE_DEVICE) and runs\n"
+              "built-in kernels through it on random input against CPU references.\n"
+              "Exit 0 when all match, 1 otherwise.");
     return kExitOk;
   }
+  NodeOptions options;
+  options.name = "selfcheck";
   const auto t0 = std::chrono::steady_clock::now();
-  auto device = Device::create();
-  if (!device) {
-    std::fprintf(stderr, "selfcheck: %s\n", device.error().to_string().c_str());
+  if (auto r = start(options); !r) {
+    std::fprintf(stderr, "selfcheck: cannot start a node: %s\n", r.error().to_string().c_str());
     return kExitFailure;
   }
-  const double init_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("device: %s (%s), Vulkan %s, ready in %.1f ms\n", (*device)->info().name.c_str(),
-              to_string((*device)->info().type), version_string((*device)->info().api_version).c_str(), init_ms);
-  auto stream = Stream::create(**device);
-  if (!stream) {
-    std::fprintf(stderr, "selfcheck: %s\n", stream.error().to_string().c_str());
-    return kExitFailure;
+  const double start_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("node started in %.1f ms\n", start_ms);
+  Checks c;
+  c.call.node = options.name;
+  c.call.timeout = std::chrono::seconds(120);
+  int failures = 0;
+  for (const char* name : {"selfcheck.x", "selfcheck.y"}) {
+    if (auto r = create_buffer(name, {4u << 20, ElementType::f32, {1u << 20}}, c.call); !r) {
+      std::fprintf(stderr, "selfcheck: %s\n", r.error().to_string().c_str());
+      ++failures;
+    }
   }
-  KernelCache kernels(**device, nullptr);
-  Checker c{**device, **stream, kernels};
   const std::pair<const char*, std::function<Result<std::string>()>> checks[] = {
       {"axpy_f32", [&] { return c.axpy(); }},
       {"reduce_sum_f32", [&] { return c.reduce(); }},
       {"philox_f32", [&] { return c.philox(); }},
   };
-  int failures = 0;
   for (const auto& [name, check] : checks) {
-    auto r = check();
+    auto r = failures == 0 ? check() : Result<std::string>(fail(Errc::cancelled, "skipped"));
     std::printf("  %-16s %s  %s\n", name, r ? "ok  " : "FAIL", r ? r->c_str() : r.error().to_string().c_str());
     failures += r ? 0 : 1;
   }
-  if ((*device)->validation_error_count() > 0) {
-    std::printf("  validation errors: %llu\n", static_cast<unsigned long long>((*device)->validation_error_count()));
-    ++failures;
+  auto s = status(options.name);
+  if (s) {
+    print_status(*s);
+    if (s->validation_errors > 0) ++failures;
   }
+  (void)stop(options.name);
   std::printf("selfcheck: %s\n", failures == 0 ? "all checks passed" : "FAILED");
   return failures == 0 ? kExitOk : kExitFailure;
 }
