@@ -1,0 +1,218 @@
+// The sampler driver: warm-up with adaptation, then sampling in blocks, over a BackendSwitch.
+#include "vknode/sampler/hmc.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "sampler/adaptation.h"
+#include "sampler/hmc_init.h"
+#include "util/strformat.h"
+
+namespace vkn::sampler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double mean_step_size(const std::vector<ChainState>& states) {
+  double s = 0;
+  for (const auto& st : states) s += st.step_size;
+  return s / static_cast<double>(states.size());
+}
+
+// Warm-up state that lives only for the adaptation phase.
+struct Adaptation {
+  std::vector<detail::DualAveraging> dual;
+  detail::WindowSchedule windows;
+  std::vector<detail::WelfordVariance> variance;
+  detail::ChEES chees;
+};
+
+// Ends a slow window: new inverse metrics from the variance estimates.
+void update_metrics(const SamplerConfig& config, Adaptation& a, std::vector<ChainState>& states) {
+  if (config.metric_pooled) {
+    detail::WelfordVariance pooled = a.variance[0];
+    for (size_t c = 1; c < states.size(); ++c) pooled.merge(a.variance[c]);
+    const auto var = pooled.regularized_variance();
+    for (auto& s : states) s.inv_metric = var;
+  } else {
+    for (size_t c = 0; c < states.size(); ++c) states[c].inv_metric = a.variance[c].regularized_variance();
+  }
+  for (auto& v : a.variance) v.restart();
+}
+
+Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config, std::vector<ChainState>& states,
+                    SampleResult& result) {
+  const size_t chains = states.size(), d = states[0].q.size();
+  const PhiloxKey key = philox_key(config.seed);
+  if (config.adapt_step_size && config.warmup > 0) {
+    if (auto r = detail::init_step_sizes(backend, key, 0, states); !r) return r;
+  }
+  Adaptation a{std::vector<detail::DualAveraging>(chains, detail::DualAveraging(config.target_accept)),
+               detail::WindowSchedule(config.warmup), std::vector<detail::WelfordVariance>(chains, detail::WelfordVariance(d)),
+               detail::ChEES(config.steps * mean_step_size(states))};
+  for (size_t c = 0; c < chains; ++c) a.dual[c].restart(states[c].step_size);
+
+  AdvanceOutput out;
+  std::vector<double> q_before, accept(chains), time(chains);
+  for (uint32_t t = 0; t < config.warmup; ++t) {
+    const uint32_t k = config.adapt_steps ? a.chees.steps(t, mean_step_size(states), config.max_steps) : config.steps;
+    if (config.adapt_steps) {
+      q_before.resize(chains * d);
+      for (size_t c = 0; c < chains; ++c) {
+        std::copy(states[c].q.begin(), states[c].q.end(), &q_before[c * d]);
+        time[c] = k * states[c].step_size;
+      }
+    }
+    const uint32_t steps[] = {k};
+    if (auto r = backend.advance(states, {config.seed, steps, false, config.adapt_steps}, out); !r) return r;
+    for (size_t c = 0; c < chains; ++c) {
+      const TransitionStats& st = out.stats[c];
+      result.gradient_evaluations += st.n_leapfrog;
+      accept[c] = st.accept_stat;
+      if (config.adapt_step_size) states[c].step_size = a.dual[c].learn(st.accept_stat);
+    }
+    if (config.adapt_metric && a.windows.enabled()) {
+      if (a.windows.in_window()) {
+        for (size_t c = 0; c < chains; ++c) a.variance[c].add(states[c].q);
+      }
+      if (a.windows.end_of_window()) {
+        a.windows.compute_next_window();
+        update_metrics(config, a, states);
+        if (config.adapt_step_size) {
+          if (auto r = detail::init_step_sizes(backend, key, t + 1, states); !r) return r;
+          for (size_t c = 0; c < chains; ++c) a.dual[c].restart(states[c].step_size);
+        }
+      }
+      a.windows.next();
+    }
+    if (config.adapt_steps) {
+      const double eps = mean_step_size(states);
+      a.chees.update(chains, d, q_before, out.proposal_q, out.proposal_velocity, accept, time, eps,
+                     std::max(eps, config.max_steps * eps));
+    }
+    if (config.progress) config.progress(t + 1, config.warmup + config.draws);
+  }
+  if (config.adapt_step_size && config.warmup > 0) {
+    for (size_t c = 0; c < chains; ++c) states[c].step_size = a.dual[c].final_step_size();
+  }
+  result.trajectory_length = config.adapt_steps ? a.chees.length() : config.steps * mean_step_size(states);
+  return {};
+}
+
+Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, const SamplerConfig& config,
+                          std::vector<ChainState>& states, SampleResult& result) {
+  const size_t chains = states.size(), d = model.dimension(), np = result.num_params();
+  const detail::ChEES jitter(std::max(result.trajectory_length, 1e-300));
+  AdvanceOutput out;
+  for (uint32_t done = 0; done < config.draws;) {
+    const uint32_t n = std::min(config.block_size, config.draws - done);
+    std::vector<uint32_t> steps(n, config.steps);
+    if (config.adapt_steps) {
+      for (uint32_t i = 0; i < n; ++i) {
+        steps[i] = jitter.steps(config.warmup + done + i, mean_step_size(states), config.max_steps);
+      }
+    }
+    if (auto r = backend.advance(states, {config.seed, steps, true, false}, out); !r) return r;
+    for (uint32_t i = 0; i < n; ++i) {
+      for (size_t c = 0; c < chains; ++c) {
+        const TransitionStats& st = out.stats[i * chains + c];
+        const size_t at = result.index(c, done + i);
+        result.lp[at] = st.lp;
+        result.accept_stat[at] = st.accept_stat;
+        result.step_size[at] = states[c].step_size;
+        result.energy[at] = st.energy;
+        result.n_leapfrog[at] = st.n_leapfrog;
+        result.divergent[at] = st.divergent ? 1 : 0;
+        result.gradient_evaluations += st.n_leapfrog;
+        const auto values = model.constrain(std::span<const double>(&out.draws[(i * chains + c) * d], d));
+        std::copy(values.begin(), values.end(), &result.values[at * np]);
+      }
+    }
+    done += n;
+    if (config.progress) config.progress(config.warmup + done, config.warmup + config.draws);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<double> SampleResult::param_draws(size_t param) const {
+  std::vector<double> out(size_t{chains} * draws);
+  for (size_t c = 0; c < chains; ++c) {
+    for (size_t i = 0; i < draws; ++i) out[c * draws + i] = value(c, i, param);
+  }
+  return out;
+}
+
+Result<void> validate(const SamplerConfig& config, const Model& model) {
+  auto bad = [](std::string_view field, std::string_view why) {
+    return fail(Errc::invalid_argument, vkn::format("sampler config: {} {}", field, why));
+  };
+  if (model.dimension() == 0) return bad("model", "has dimension 0");
+  if (config.chains == 0) return bad("chains", "must be at least 1");
+  if (config.draws == 0) return bad("draws", "must be at least 1");
+  if (config.steps == 0) return bad("steps", "must be at least 1");
+  if (config.max_steps == 0) return bad("max_steps", "must be at least 1");
+  if (config.block_size == 0) return bad("block_size", "must be at least 1");
+  if (!(config.step_size > 0) || !std::isfinite(config.step_size)) return bad("step_size", "must be positive");
+  if (!(config.target_accept > 0 && config.target_accept < 1)) return bad("target_accept", "must be in (0, 1)");
+  if (!(config.init_radius >= 0) || !std::isfinite(config.init_radius)) return bad("init_radius", "must be >= 0");
+  if (!config.init.empty() && config.init.size() != model.dimension()) {
+    return bad("init", vkn::format("has {} values for dimension {}", config.init.size(), model.dimension()));
+  }
+  if (config.adapt_steps && config.chains < 2) return bad("adapt_steps", "(ChEES) needs at least 2 chains");
+  if (uint64_t{config.warmup} + config.draws > 0xFFFFFFFFull) return bad("warmup + draws", "must fit 32 bits");
+  return {};
+}
+
+Result<SampleResult> sample(const Model& model, const SamplerConfig& config, LeapfrogBackend* preferred) {
+  if (auto r = validate(config, model); !r) return fail(r.error());
+  auto backend = detail::BackendSwitch::create(model, config.threads, preferred);
+  if (!backend) return fail(backend.error());
+  const size_t d = model.dimension(), chains = config.chains;
+
+  SampleResult result;
+  result.chains = config.chains;
+  result.draws = config.draws;
+  result.warmup = config.warmup;
+  result.steps = config.steps;
+  result.param_names = model.param_names();
+  const size_t total = chains * config.draws;
+  result.values.resize(total * result.num_params());
+  result.lp.resize(total);
+  result.accept_stat.resize(total);
+  result.step_size.resize(total);
+  result.energy.resize(total);
+  result.n_leapfrog.resize(total);
+  result.divergent.resize(total);
+
+  std::vector<ChainState> states(chains);
+  for (size_t c = 0; c < chains; ++c) {
+    states[c].q.assign(d, 0.0);
+    states[c].grad.assign(d, 0.0);
+    states[c].inv_metric.assign(d, 1.0);
+    states[c].step_size = config.step_size;
+    states[c].chain = static_cast<uint32_t>(c);
+  }
+  const auto start = Clock::now();
+  if (auto r = detail::initialize_chains(*backend, config, states); !r) return fail(r.error());
+  if (auto r = warmup(*backend, config, states, result); !r) return fail(r.error());
+  result.warmup_seconds = seconds_since(start);
+  for (const auto& s : states) {
+    result.adapted_step_size.push_back(s.step_size);
+    result.inv_metric.push_back(s.inv_metric);
+  }
+  const auto sampling_start = Clock::now();
+  if (auto r = draw_samples(*backend, model, config, states, result); !r) return fail(r.error());
+  result.sampling_seconds = seconds_since(sampling_start);
+  result.backend = std::string(backend->active_name());
+  result.fallback_reason = backend->fallback_reason();
+  return result;
+}
+
+}  // namespace vkn::sampler
