@@ -15,6 +15,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kStagingAlign = 256;
 constexpr uint64_t kMinStagingChunk = 1ull << 20;
+// Synchronous transfers move this much per batch, so that filling (or draining) one
+// slot's staging overlaps the GPU copy of the previous one.
+constexpr uint64_t kTransferChunk = 32ull << 20;
+// A slot keeps at most this much staging between batches; a larger arena (from one big
+// batch) is given back rather than pinned for the life of the stream.
+constexpr uint64_t kRetainedStaging = 64ull << 20;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -66,7 +72,13 @@ struct Stream::Slot {
   std::vector<Download> downloads;
 };
 
-Stream::Stream(Device& device, const StreamOptions& options) : device_(device), options_(options) {}
+Stream::Stream(Device& device, const StreamOptions& options)
+    : device_(device),
+      options_(options),
+      // On a CPU device the queue's worker threads share our cores: spinning starves them.
+      yield_in_spin_(device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) {}
+
+uint64_t Stream::transfer_chunk() const { return std::min(kTransferChunk, options_.max_staging_bytes / 2); }
 
 Stream::~Stream() {
   // Never destroy a fence or command buffer the GPU may still use. On a really lost
@@ -119,15 +131,18 @@ Result<Stream::Slot*> Stream::open_batch() {
   Slot& s = *slots_[next_serial_ % slots_.size()];
   if (s.pending) {
     if (auto r = wait_slot(s, Clock::now() + options_.reuse_timeout); !r) return fail(r.error());
-    if (auto r = finish_slot(s); !r) return fail(r.error());
+    finish_slot(s);
   }
   VkFence fence = s.fence.get();
   VkResult r = vkResetFences(device_.handle(), 1, &fence);
   if (r == VK_SUCCESS) r = vkResetCommandPool(device_.handle(), s.pool.get(), 0);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "resetting a stream slot"));
-  // Steady state: one staging chunk per arena, big enough for the largest batch seen.
+  // Steady state: one staging chunk per arena, big enough for the largest batch seen
+  // (up to kRetainedStaging).
   for (StagingArena* a : {&s.upload, &s.readback}) {
-    if (a->chunks.size() > 1) {
+    if (a->capacity() > kRetainedStaging) {
+      a->chunks.clear();
+    } else if (a->chunks.size() > 1) {
       const uint64_t total = std::min(a->capacity(), options_.max_staging_bytes);
       const BufferKind kind = a == &s.upload ? BufferKind::upload : BufferKind::readback;
       a->chunks.clear();
@@ -348,6 +363,7 @@ Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
     }
     if (Clock::now() >= spin_end) break;
     cpu_relax();
+    if (yield_in_spin_) std::this_thread::yield();
   }
   const auto left = deadline - Clock::now();
   const uint64_t ns = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() : 0;
@@ -360,12 +376,11 @@ Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
   return fail(Error::vulkan(r, "vkWaitForFences"));
 }
 
-Result<void> Stream::finish_slot(Slot& slot) {
+void Stream::finish_slot(Slot& slot) {
   for (const Slot::Download& d : slot.downloads) parallel_memcpy(d.dst, d.src, d.bytes);
   slot.downloads.clear();
   slot.pending = false;
   completed_serial_ = std::max(completed_serial_, slot.serial);
-  return {};
 }
 
 Result<void> Stream::wait(Ticket ticket, std::chrono::nanoseconds timeout) {
@@ -374,7 +389,8 @@ Result<void> Stream::wait(Ticket ticket, std::chrono::nanoseconds timeout) {
     if (s->pending && s->serial == ticket.serial) {
       if (device_.is_lost()) return fail(Errc::device_lost, "the device was lost");
       if (auto r = wait_slot(*s, Clock::now() + timeout); !r) return r;
-      return finish_slot(*s);
+      finish_slot(*s);
+      return {};
     }
   }
   return {};  // its slot was reused, which happens only after completion
@@ -400,7 +416,7 @@ Result<void> Stream::upload(const Buffer& dst, uint64_t offset, std::span<const 
                             std::chrono::nanoseconds timeout) {
   if (auto r = dst.check_range(offset, data.size()); !r) return r;
   const auto deadline = Clock::now() + timeout;
-  const uint64_t chunk = options_.max_staging_bytes / 2;
+  const uint64_t chunk = transfer_chunk();
   std::vector<Ticket> tickets;
   for (uint64_t done = 0; done < data.size(); done += chunk) {
     const uint64_t n = std::min<uint64_t>(chunk, data.size() - done);
@@ -422,7 +438,7 @@ Result<void> Stream::download(const Buffer& src, uint64_t offset, std::span<std:
                               std::chrono::nanoseconds timeout) {
   if (auto r = src.check_range(offset, out.size()); !r) return r;
   const auto deadline = Clock::now() + timeout;
-  const uint64_t chunk = options_.max_staging_bytes / 2;
+  const uint64_t chunk = transfer_chunk();
   std::vector<Ticket> tickets;
   for (uint64_t done = 0; done < out.size(); done += chunk) {
     const uint64_t n = std::min<uint64_t>(chunk, out.size() - done);

@@ -112,13 +112,15 @@ class Stream {
   Stream(Device& device, const StreamOptions& options);
   Result<Slot*> open_batch();
   Result<void> wait_slot(Slot& slot, std::chrono::steady_clock::time_point deadline);
-  Result<void> finish_slot(Slot& slot);
+  void finish_slot(Slot& slot);  // delivers downloads; marks the slot free
   Result<StagingSpan> stage_in(Slot& slot, uint64_t bytes, bool readback);
   Result<void> check_usable() const;
   void barrier_before_command(Slot& slot);
+  uint64_t transfer_chunk() const;
 
   Device& device_;
   StreamOptions options_;
+  bool yield_in_spin_ = false;
   std::vector<std::unique_ptr<Slot>> slots_;
   Slot* open_ = nullptr;       // the batch being recorded, if any
   uint64_t next_serial_ = 1;   // serial of the next submitted batch
