@@ -130,7 +130,8 @@ void ChEES::update(size_t chains, size_t d, std::span<const double> q, std::span
 }
 
 uint32_t ChEES::steps(uint32_t iteration, double mean_step_size, uint32_t max_steps) const {
-  const double k = std::ceil(halton(iteration) * length() / mean_step_size);
+  // The tolerance keeps exp(log(T)) rounding from adding a step.
+  const double k = std::ceil(halton(iteration) * length() / mean_step_size - 1e-9);
   if (!(k >= 1)) return 1;
   return k >= max_steps ? max_steps : static_cast<uint32_t>(k);
 }

@@ -47,6 +47,9 @@ Result<void> CpuLeapfrogBackend::advance(std::span<ChainState> states, const Adv
       return fail(Errc::invalid_argument, "step size must be finite and positive", vkn::format("chain {}", s.chain));
     }
   }
+  if (!(request.step_size_jitter >= 0 && request.step_size_jitter < 1)) {
+    return fail(Errc::invalid_argument, "step size jitter must be in [0, 1)");
+  }
   out.stats.assign(iters * chains, {});
   out.draws.assign(request.keep_draws ? iters * chains * d : 0, 0.0);
   out.proposal_q.assign(request.keep_proposals ? chains * d : 0, 0.0);
@@ -61,7 +64,8 @@ Result<void> CpuLeapfrogBackend::advance(std::span<ChainState> states, const Adv
         pq = {&out.proposal_q[c * d], d};
         pv = {&out.proposal_velocity[c * d], d};
       }
-      out.stats[t * chains + c] = detail::hmc_transition(model_, state, key, request.steps[t], scratch, pq, pv);
+      out.stats[t * chains + c] = detail::hmc_transition(model_, state, key, request.steps[t], request.step_size_jitter,
+                                                           scratch, pq, pv);
       if (request.keep_draws) std::copy(state.q.begin(), state.q.end(), &out.draws[(t * chains + c) * d]);
     }
   });

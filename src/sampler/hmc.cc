@@ -65,15 +65,16 @@ Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config,
       q_before.resize(chains * d);
       for (size_t c = 0; c < chains; ++c) {
         std::copy(states[c].q.begin(), states[c].q.end(), &q_before[c * d]);
-        time[c] = k * states[c].step_size;
       }
     }
     const uint32_t steps[] = {k};
-    if (auto r = backend.advance(states, {config.seed, steps, false, config.adapt_steps}, out); !r) return r;
+    const AdvanceRequest request{config.seed, steps, config.step_size_jitter, false, config.adapt_steps};
+    if (auto r = backend.advance(states, request, out); !r) return r;
     for (size_t c = 0; c < chains; ++c) {
       const TransitionStats& st = out.stats[c];
       result.gradient_evaluations += st.n_leapfrog;
       accept[c] = st.accept_stat;
+      time[c] = k * st.step_size;
       if (config.adapt_step_size) states[c].step_size = a.dual[c].learn(st.accept_stat);
     }
     if (config.adapt_metric && a.windows.enabled()) {
@@ -117,14 +118,15 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
         steps[i] = jitter.steps(config.warmup + done + i, mean_step_size(states), config.max_steps);
       }
     }
-    if (auto r = backend.advance(states, {config.seed, steps, true, false}, out); !r) return r;
+    const AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
+    if (auto r = backend.advance(states, request, out); !r) return r;
     for (uint32_t i = 0; i < n; ++i) {
       for (size_t c = 0; c < chains; ++c) {
         const TransitionStats& st = out.stats[i * chains + c];
         const size_t at = result.index(c, done + i);
         result.lp[at] = st.lp;
         result.accept_stat[at] = st.accept_stat;
-        result.step_size[at] = states[c].step_size;
+        result.step_size[at] = st.step_size;
         result.energy[at] = st.energy;
         result.n_leapfrog[at] = st.n_leapfrog;
         result.divergent[at] = st.divergent ? 1 : 0;
@@ -161,6 +163,7 @@ Result<void> validate(const SamplerConfig& config, const Model& model) {
   if (config.block_size == 0) return bad("block_size", "must be at least 1");
   if (!(config.step_size > 0) || !std::isfinite(config.step_size)) return bad("step_size", "must be positive");
   if (!(config.target_accept > 0 && config.target_accept < 1)) return bad("target_accept", "must be in (0, 1)");
+  if (!(config.step_size_jitter >= 0 && config.step_size_jitter < 1)) return bad("step_size_jitter", "must be in [0, 1)");
   if (!(config.init_radius >= 0) || !std::isfinite(config.init_radius)) return bad("init_radius", "must be >= 0");
   if (!config.init.empty() && config.init.size() != model.dimension()) {
     return bad("init", vkn::format("has {} values for dimension {}", config.init.size(), model.dimension()));

@@ -35,7 +35,7 @@ double leapfrog_step(const Model& model, double eps, std::span<const double> inv
 }
 
 TransitionStats hmc_transition(const Model& model, ChainState& state, PhiloxKey key, uint32_t steps,
-                               TransitionScratch& s, std::span<double> proposal_q, std::span<double> proposal_v) {
+                               double step_size_jitter, TransitionScratch& s, std::span<double> proposal_q, std::span<double> proposal_v) {
   const size_t d = state.q.size();
   s.q.assign(state.q.begin(), state.q.end());
   s.grad.assign(state.grad.begin(), state.grad.end());
@@ -44,10 +44,14 @@ TransitionStats hmc_transition(const Model& model, ChainState& state, PhiloxKey 
   draw_momentum(s.p, state.inv_metric, key, state.chain, t, kStreamMomentum);
   const double h0 = -state.lp + kinetic_energy(s.p, state.inv_metric);
 
+  // One Philox block gives the accept uniform (word 0) and the jitter uniform (word 1).
+  const PhiloxCounter r = philox4x32_10(philox_counter(0, state.chain, t, kStreamAccept), key);
   TransitionStats st;
+  st.step_size = state.step_size;
+  if (step_size_jitter > 0) st.step_size *= 1.0 + step_size_jitter * (2.0 * philox_unit(r[1]) - 1.0);
   double lp = state.lp, h = h0;
   for (uint32_t k = 0; k < steps; ++k) {
-    lp = leapfrog_step(model, state.step_size, state.inv_metric, s.q, s.p, s.grad);
+    lp = leapfrog_step(model, st.step_size, state.inv_metric, s.q, s.p, s.grad);
     ++st.n_leapfrog;
     h = -lp + kinetic_energy(s.p, state.inv_metric);
     if (std::isnan(h) || h - h0 > kMaxEnergyError) {
@@ -61,7 +65,7 @@ TransitionStats hmc_transition(const Model& model, ChainState& state, PhiloxKey 
   }
   st.accept_stat = st.divergent ? 0.0 : std::min(1.0, std::exp(h0 - h));
   if (std::isnan(st.accept_stat)) st.accept_stat = 0.0;
-  const float u = philox_unit(philox4x32_10(philox_counter(0, state.chain, t, kStreamAccept), key)[0]);
+  const float u = philox_unit(r[0]);
   st.accepted = !st.divergent && static_cast<double>(u) < st.accept_stat;
   if (st.accepted) {
     state.q.swap(s.q);

@@ -32,7 +32,7 @@ struct TransitionScratch {
 // One iteration of chain `state` with K steps (see leapfrog_backend.h); advances the state.
 // When proposal_q/proposal_v are non-empty they receive the trajectory's end point and m * p.
 TransitionStats hmc_transition(const Model& model, ChainState& state, PhiloxKey key, uint32_t steps,
-                               TransitionScratch& scratch, std::span<double> proposal_q = {},
+                               double step_size_jitter, TransitionScratch& scratch, std::span<double> proposal_q = {},
                                std::span<double> proposal_v = {});
 
 }  // namespace vkn::sampler::detail

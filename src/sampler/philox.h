@@ -13,7 +13,7 @@
 //   stream 0 (kStreamMomentum): block j gives the standard normals z[4j .. 4j+3] of the momentum
 //            for `iteration` (p = z / sqrt(inv_metric)); coordinates past d are discarded.
 //   stream 1 (kStreamAccept):   block 0, word 0, as a uniform u in [0, 1): accept when
-//            u < min(1, exp(H0 - H1)).
+//            u < min(1, exp(H0 - H1)); word 1, as a uniform, jitters the step size.
 //   stream 2 (kStreamInit):     iteration = attempt, block j: uniforms for the initial point,
 //            q = radius * (2u - 1) (Stan's uniform(-2, 2) by default).
 //   stream 3 (kStreamStepSizeInit): iteration = the iteration where Stan's step-size heuristic

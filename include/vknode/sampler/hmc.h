@@ -40,6 +40,10 @@ struct SamplerConfig {
   uint32_t steps = 16;            // leapfrog steps per iteration (the initial K with adapt_steps)
   uint32_t max_steps = 1024;      // cap for adapted K
   double step_size = 0.1;         // initial step size
+  // Each iteration scales a chain's step size by a uniform factor in [1 - j, 1 + j] (Stan's
+  // stepsize_jitter). The default breaks the resonance of a fixed trajectory length with the
+  // posterior's periods, which otherwise ruins mixing on near-Gaussian targets.
+  double step_size_jitter = 0.5;
   double target_accept = 0.8;
   uint64_t seed = 0;
   bool adapt_step_size = true;
@@ -59,7 +63,8 @@ struct SampleResult {
   std::vector<std::string> param_names;  // model.param_names()
   // [chain][draw][param]: constrained output values (model.constrain).
   std::vector<double> values;
-  // [chain][draw]: CmdStan's sampler columns (treedepth__ is always 0 for static HMC).
+  // [chain][draw]: CmdStan's sampler columns (treedepth__ is always 0 for static HMC;
+  // stepsize__ is the jittered step size of the draw).
   std::vector<double> lp, accept_stat, step_size, energy;
   std::vector<uint32_t> n_leapfrog;
   std::vector<uint8_t> divergent;

@@ -6,6 +6,8 @@
 // The transition every backend implements, for each chain c and each iteration t it runs
 // (t = state.iteration, then t + 1, ...), with eps = state.step_size, m = state.inv_metric and
 // the Philox streams of src/sampler/philox.h:
+//   0. With j = request.step_size_jitter > 0 and u1 word 1 of the stream-1 block of (seed, c, t)
+//      as a uniform: eps = state.step_size * (1 + j * (2 u1 - 1)) (Stan's stepsize_jitter).
 //   1. p[i] = z[i] / sqrt(m[i]), z the stream-0 normals of (seed, c, t).
 //   2. H0 = -lp(q) + 0.5 * sum m[i] p[i]^2.
 //   3. K leapfrog steps: p += eps/2 grad; q += eps m p; grad = grad lp(q); p += eps/2 grad.
@@ -48,6 +50,7 @@ struct ChainState {
 // One chain's outcome of one iteration.
 struct TransitionStats {
   double lp = 0;           // at the kept point
+  double step_size = 0;    // the (jittered) step size used
   double accept_stat = 0;  // min(1, exp(H0 - H)), 0 if divergent
   double energy = 0;       // Hamiltonian of the kept point
   uint32_t n_leapfrog = 0;
@@ -58,6 +61,7 @@ struct TransitionStats {
 struct AdvanceRequest {
   uint64_t seed = 0;
   std::span<const uint32_t> steps;  // K of each iteration to run; steps.size() iterations
+  double step_size_jitter = 0;      // in [0, 1): see step 0 of the transition
   bool keep_draws = false;          // fill AdvanceOutput::draws
   bool keep_proposals = false;      // fill AdvanceOutput::proposal_* for the last iteration
 };
