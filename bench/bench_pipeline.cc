@@ -183,7 +183,8 @@ Result<void> make_temp_dir(TempDir& dir) {
 }
 
 struct PhaseSamples {
-  std::vector<double> create_us, driver_us, open_us, loaded_bytes, persisted_bytes;
+  std::vector<double> create_us, driver_us, open_us, loaded_bytes, persisted_bytes, intake_us, layout_us,
+      second_us;
   int hits = 0;
   int unknown = 0;  // runs where the driver gave no creation feedback
   int runs = 0;
@@ -199,6 +200,8 @@ Result<void> run_phase(const std::string& exe, bool search_path, const std::file
   if (!fields) return fail(fields.error());
   for (const auto& [key, samples] : {std::pair{"create_us", &out.create_us}, std::pair{"driver_us", &out.driver_us},
                                      std::pair{"open_us", &out.open_us}, std::pair{"loaded_bytes", &out.loaded_bytes},
+                                     std::pair{"intake_us", &out.intake_us}, std::pair{"layout_us", &out.layout_us},
+                                     std::pair{"second_us", &out.second_us},
                                      std::pair{"persisted_bytes", &out.persisted_bytes}}) {
     auto v = number(*fields, key);
     if (!v) return fail(v.error());
@@ -260,6 +263,21 @@ Result<void> bench_pipeline(const BenchOptions& options, const std::string& exe,
         .value = warm.runs > 0 ? static_cast<double>(warm.hits) / warm.runs : 0,
         .text = vkn::format("{} {}/{}", verdict, warm.hits, warm.runs)});
   sink({.section = "pipeline",
+        .metric = "warm: SPIR-V intake (validate+reflect) vs cold",
+        .unit = "us",
+        .value = median(warm.intake_us),
+        .baseline = median(cold.intake_us)});
+  sink({.section = "pipeline",
+        .metric = "warm: shader module + layouts vs cold",
+        .unit = "us",
+        .value = median(warm.layout_us),
+        .baseline = median(cold.layout_us)});
+  sink({.section = "pipeline",
+        .metric = "warm: a second kernel in the same process vs cold",
+        .unit = "us",
+        .value = median(warm.second_us),
+        .baseline = median(cold.second_us)});
+  sink({.section = "pipeline",
         .metric = "PipelineCache::open warm (reads the file)",
         .unit = "us",
         .value = median(warm.open_us)});
@@ -296,6 +314,11 @@ int pipeline_child(int argc, char** argv) {
   auto kernel = Kernel::create(**device, cache->get(), builtin_spirv(kKernel), {}, to_string(kKernel));
   const double create_us = elapsed_us(t_create);
   if (!kernel) return report(kernel.error());
+  // A second kernel: what creation costs once the process's one-time costs are paid.
+  const auto t_second = BenchClock::now();
+  auto second = Kernel::create(**device, cache->get(), builtin_spirv(BuiltinKernel::axpy_f32), {}, "second");
+  const double second_us = elapsed_us(t_second);
+  if (!second) return report(second.error());
   double persist_us = 0;
   if (phase == "cold") {
     const auto t_persist = BenchClock::now();
@@ -304,12 +327,13 @@ int pipeline_child(int argc, char** argv) {
   }
   const PipelineCacheStats s = (*cache)->stats();
   std::printf("%s phase=%s create_us=%.1f driver_us=%.1f hit=%d hits=%llu misses=%llu unknown=%llu open_us=%.1f "
-              "loaded_bytes=%llu persist_us=%.1f persisted_bytes=%llu\n",
+              "loaded_bytes=%llu persist_us=%.1f persisted_bytes=%llu intake_us=%.1f layout_us=%.1f second_us=%.1f\n",
               std::string(kChildTag).c_str(), argv[1], create_us, (*kernel)->creation_ms() * 1000.0,
               (*kernel)->was_cache_hit() ? 1 : 0, static_cast<unsigned long long>(s.hits),
               static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.unknown), open_us,
               static_cast<unsigned long long>(s.loaded_bytes), persist_us,
-              static_cast<unsigned long long>(s.persisted_bytes));
+              static_cast<unsigned long long>(s.persisted_bytes), (*kernel)->creation_times().intake_us,
+              (*kernel)->creation_times().layout_us, second_us);
   std::fflush(stdout);
   return 0;
 }

@@ -58,10 +58,25 @@ Result<std::shared_ptr<Kernel>> Kernel::create(Device& device, PipelineCache* ca
   return k;
 }
 
+namespace {
+double us_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
 Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv, std::span<const SpecConstant> spec) {
-  auto layout = inspect_spirv(spirv, spec);
-  if (!layout) return fail(layout.error());
-  layout_ = std::move(*layout);
+  const auto t_intake = std::chrono::steady_clock::now();
+  // SPIR-V with this content hash was validated and reflected before (maybe by another
+  // process sharing the cache directory): reuse that result.
+  std::optional<KernelLayout> known = cache ? cache->find_layout(id_) : std::nullopt;
+  if (known) {
+    layout_ = std::move(*known);
+  } else {
+    auto layout = inspect_spirv(spirv, spec);
+    if (!layout) return fail(layout.error());
+    layout_ = std::move(*layout);
+  }
+  times_.intake_us = us_since(t_intake);
   const DeviceInfo& info = device_.info();
   uint64_t invocations = 1;
   for (int i = 0; i < 3; ++i) {
@@ -80,6 +95,7 @@ Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv
                                                     layout_.push_constant_bytes, info.max_push_constants_size));
   }
   const VkDevice dev = device_.handle();
+  const auto t_layout = std::chrono::steady_clock::now();
 
   VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
   smci.codeSize = spirv.size_bytes();
@@ -133,14 +149,18 @@ Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv
   cpci.stage.pSpecializationInfo = entries.empty() ? nullptr : &spec_info;
   cpci.layout = pipeline_layout;
   VkPipeline pipeline = VK_NULL_HANDLE;
-  const auto t0 = std::chrono::steady_clock::now();
+  times_.layout_us = us_since(t_layout);
+  const auto t_pipeline = std::chrono::steady_clock::now();
   r = vkCreateComputePipelines(dev, cache ? cache->handle() : VK_NULL_HANDLE, 1, &cpci, nullptr, &pipeline);
-  creation_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  times_.pipeline_us = us_since(t_pipeline);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateComputePipelines"));
   pipeline_ = OwnedPipeline(dev, pipeline);
   cache_hit_ = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
                (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT);
-  if (cache != nullptr) cache->record_creation(feedback);
+  if (cache != nullptr) {
+    cache->record_creation(feedback);
+    if (!known) cache->remember_layout(id_, layout_);
+  }
   return {};
 }
 

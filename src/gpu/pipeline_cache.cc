@@ -3,6 +3,7 @@
 #include "util/strformat.h"
 #include <vector>
 
+#include "gpu/kernel_layout_codec.h"
 #include "gpu/pipeline_cache_file.h"
 #include "util/file_ops.h"
 #include "util/log.h"
@@ -60,6 +61,7 @@ Result<std::unique_ptr<PipelineCache>> PipelineCache::open(Device& device, const
     }
   }
   if (pc->is_persistent()) {
+    pc->load_layouts();
     if (auto r = pc->load_from_disk(); r) return pc;
   }
   auto cache = make_cache(device.handle(), {});
@@ -120,7 +122,55 @@ Result<void> PipelineCache::persist() {
   }
   disk_stats_.persisted_bytes = data->size();
   ++disk_stats_.persists;
-  return {};
+  return persist_layouts();
+}
+
+std::filesystem::path PipelineCache::layouts_path() const {
+  std::filesystem::path p = path_;
+  p += ".layouts";
+  return p;
+}
+
+void PipelineCache::load_layouts() {
+  constexpr size_t kMaxLayoutFile = 64u << 20;
+  auto bytes = ops_.read_file(layouts_path(), kMaxLayoutFile);
+  if (!bytes) {
+    if (bytes.error().code != Errc::not_found) {
+      log(LogLevel::warn, "ignoring kernel layouts {}: {}", layouts_path().string(), bytes.error().to_string());
+    }
+    return;
+  }
+  auto layouts = decode_layout_file(*bytes);
+  if (!layouts) {
+    log(LogLevel::warn, "ignoring kernel layouts {}: {}", layouts_path().string(), layouts.error().to_string());
+    return;
+  }
+  std::lock_guard lock(layouts_mu_);
+  layouts_.merge(*layouts);
+}
+
+// Requires: the directory's file lock is held.
+Result<void> PipelineCache::persist_layouts() {
+  load_layouts();  // keep what other processes added
+  std::vector<uint8_t> bytes;
+  {
+    std::lock_guard lock(layouts_mu_);
+    if (layouts_.empty()) return {};
+    bytes = encode_layout_file(layouts_);
+  }
+  return write_file_atomically(ops_, layouts_path(), bytes);
+}
+
+std::optional<KernelLayout> PipelineCache::find_layout(const KernelId& id) const {
+  std::lock_guard lock(layouts_mu_);
+  auto it = layouts_.find(id);
+  if (it == layouts_.end()) return std::nullopt;
+  return it->second;
+}
+
+void PipelineCache::remember_layout(const KernelId& id, const KernelLayout& layout) {
+  std::lock_guard lock(layouts_mu_);
+  if (layouts_.emplace(id, layout).second) dirty_.store(true);
 }
 
 void PipelineCache::record_creation(const VkPipelineCreationFeedback& feedback) {
@@ -144,6 +194,8 @@ PipelineCacheStats PipelineCache::stats() const {
   s.hits = hits_.load();
   s.misses = misses_.load();
   s.unknown = unknown_.load();
+  std::lock_guard lock(layouts_mu_);
+  s.layouts = layouts_.size();
   return s;
 }
 

@@ -18,9 +18,7 @@ constexpr uint64_t kMinStagingChunk = 1ull << 20;
 // Synchronous transfers move this much per batch, so that filling (or draining) one
 // slot's staging overlaps the GPU copy of the previous one.
 constexpr uint64_t kTransferChunk = 32ull << 20;
-// A slot keeps at most this much staging between batches; a larger arena (from one big
-// batch) is given back rather than pinned for the life of the stream.
-constexpr uint64_t kRetainedStaging = 64ull << 20;
+
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -138,9 +136,9 @@ Result<Stream::Slot*> Stream::open_batch() {
   if (r == VK_SUCCESS) r = vkResetCommandPool(device_.handle(), s.pool.get(), 0);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "resetting a stream slot"));
   // Steady state: one staging chunk per arena, big enough for the largest batch seen
-  // (up to kRetainedStaging).
+  // (up to options_.retained_staging_bytes).
   for (StagingArena* a : {&s.upload, &s.readback}) {
-    if (a->capacity() > kRetainedStaging) {
+    if (a->capacity() > options_.retained_staging_bytes) {
       a->chunks.clear();
     } else if (a->chunks.size() > 1) {
       const uint64_t total = std::min(a->capacity(), options_.max_staging_bytes);

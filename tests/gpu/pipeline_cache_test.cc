@@ -146,6 +146,29 @@ TEST_F(PipelineCacheTest, TwoCachesPersistingToOneDirectoryKeepBothSetsOfPipelin
   EXPECT_GT(c->stats().loaded_bytes, 0u);
 }
 
+TEST_F(PipelineCacheTest, KnownLayoutsSkipSpirvIntakeInTheNextProcess) {
+  auto pc = open();
+  VKN_ASSERT_OK_AND_ASSIGN(first, Kernel::create(*device_, pc.get(), builtin_spirv(BuiltinKernel::axpy_f32)));
+  ASSERT_TRUE(pc->find_layout(first->id()).has_value());
+  ASSERT_TRUE(pc->persist().has_value());
+  pc.reset();
+  auto again = open();
+  EXPECT_EQ(again->stats().layouts, 1u);
+  VKN_ASSERT_OK_AND_ASSIGN(second, Kernel::create(*device_, again.get(), builtin_spirv(BuiltinKernel::axpy_f32)));
+  EXPECT_EQ(second->layout().bindings.size(), first->layout().bindings.size());
+  EXPECT_EQ(second->layout().push_constant_bytes, first->layout().push_constant_bytes);
+  EXPECT_EQ(second->layout().local_size, first->layout().local_size);
+  // A damaged side file is ignored: kernels are validated again, nothing breaks.
+  const fs::path side = fs::path(again->path().string() + ".layouts");
+  again.reset();
+  ASSERT_TRUE(fs::exists(side));
+  fs::resize_file(side, fs::file_size(side) - 3);
+  auto damaged = open();
+  EXPECT_EQ(damaged->stats().layouts, 0u);
+  VKN_ASSERT_OK_AND_ASSIGN(third, Kernel::create(*device_, damaged.get(), builtin_spirv(BuiltinKernel::axpy_f32)));
+  EXPECT_EQ(third->layout().bindings.size(), 2u);
+}
+
 TEST_F(PipelineCacheTest, InMemoryCacheNeverTouchesDisk) {
   PipelineCacheOptions o;
   o.directory = dir_;

@@ -85,6 +85,7 @@ TEST_F(StreamTest, SlotReuseWaitsForThePendingBatchWithOneSlot) {
 }
 
 TEST_F(StreamTest, InjectedDeviceLossIsDistinctFromTimeoutAndSticks) {
+  use_own_device();
   VKN_ASSERT_OK_AND_ASSIGN(buf, Buffer::create(*device_, 256));
   device_->TEST_faults().lose_device_on_submit = 1;
   VKN_ASSERT_OK(stream_->record_fill(buf, 0, 256, 1));

@@ -1,6 +1,8 @@
-// GpuTest: a gtest fixture holding a Device (validation on when $VKNODE_VALIDATION=1,
-// as ctest sets it), a Stream and a KernelCache. A test fails if the validation
-// layer reported any error while it ran.
+// GpuTest: a gtest fixture with a Device (validation on when $VKNODE_VALIDATION=1, as
+// ctest sets it), a Stream and a KernelCache. The Device is shared by all tests of the
+// binary (some drivers refuse new instances after a few dozen in one process); a test
+// that must break its device calls use_own_device(). A test fails if the validation
+// layer reported an error while it ran.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -37,6 +39,8 @@ class GpuTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
+  // Switches this test to a device of its own (for tests that lose or poison it).
+  void use_own_device();
 
   // Bytes of a span of trivially copyable values.
   template <typename T>
@@ -65,7 +69,9 @@ class GpuTest : public ::testing::Test {
   }
 
   std::mt19937 rng_{12345};
-  std::unique_ptr<Device> device_;
+  Device* device_ = nullptr;
+  std::unique_ptr<Device> own_device_;
+  uint64_t validation_errors_at_start_ = 0;
   std::unique_ptr<Stream> stream_;
   std::unique_ptr<KernelCache> kernels_;
 };

@@ -41,6 +41,13 @@ struct BufferBinding {
 
 using GroupCount = std::array<uint32_t, 3>;
 
+// Where Kernel::create spent its time, in microseconds.
+struct KernelCreationTimes {
+  double intake_us = 0;    // SPIR-V validation and reflection
+  double layout_us = 0;    // shader module, descriptor-set and pipeline layouts
+  double pipeline_us = 0;  // vkCreateComputePipelines
+};
+
 class Kernel {
  public:
   // Validates and reflects `spirv` (see spirv_intake.h), then creates the pipeline
@@ -60,7 +67,8 @@ class Kernel {
   VkPipelineLayout pipeline_layout() const { return pipeline_layout_.get(); }
   // What the driver said through creation feedback: true when it came from the cache.
   bool was_cache_hit() const { return cache_hit_; }
-  double creation_ms() const { return creation_ms_; }
+  double creation_ms() const { return times_.pipeline_us / 1000.0; }
+  const KernelCreationTimes& creation_times() const { return times_; }
 
   // Checks a dispatch before anything reaches the driver: every reflected binding is
   // given exactly once, no extra ones, ranges inside their buffers and aligned, push
@@ -83,7 +91,7 @@ class Kernel {
   OwnedPipelineLayout pipeline_layout_;
   OwnedPipeline pipeline_;
   bool cache_hit_ = false;
-  double creation_ms_ = 0;
+  KernelCreationTimes times_;
 };
 
 }  // namespace vkn

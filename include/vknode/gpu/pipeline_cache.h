@@ -10,11 +10,15 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 
 #include "vknode/error.h"
+#include "vknode/gpu/kernel.h"
+#include "vknode/gpu/kernel_layout.h"
 #include "vknode/gpu/vk_handle.h"
 
 namespace vkn {
@@ -38,6 +42,7 @@ struct PipelineCacheStats {
   uint64_t loaded_bytes = 0;    // driver data loaded from disk at open
   uint64_t persisted_bytes = 0; // driver data written by the last persist
   uint64_t persists = 0;
+  uint64_t layouts = 0;         // kernel layouts known (skipping SPIR-V intake on reuse)
   std::string load_warning;     // why the file on disk was ignored, if it was
 };
 
@@ -62,6 +67,12 @@ class PipelineCache {
   // Whether pipelines were created since the last persist.
   bool is_dirty() const { return dirty_.load(); }
 
+  // The validated, reflected layout of SPIR-V seen before (by any process sharing the
+  // cache directory), so a new process need not validate and reflect it again. The
+  // side file is checksummed; see docs/pipeline_cache_format.md.
+  std::optional<KernelLayout> find_layout(const KernelId& id) const;
+  void remember_layout(const KernelId& id, const KernelLayout& layout);
+
   // Called by Kernel after each pipeline creation.
   void record_creation(const VkPipelineCreationFeedback& feedback);
   PipelineCacheStats stats() const;
@@ -72,6 +83,9 @@ class PipelineCache {
   PipelineCache(Device& device, FileOps& ops) : device_(device), ops_(ops) {}
   Result<void> load_from_disk();
   Result<void> merge_from_disk();
+  void load_layouts();
+  Result<void> persist_layouts();
+  std::filesystem::path layouts_path() const;
 
   Device& device_;
   FileOps& ops_;
@@ -82,6 +96,8 @@ class PipelineCache {
   std::atomic<uint64_t> hits_{0}, misses_{0}, unknown_{0};
   mutable std::mutex mu_;
   PipelineCacheStats disk_stats_;  // guarded by mu_ (loaded/persisted bytes, persists, warning)
+  mutable std::mutex layouts_mu_;
+  std::map<KernelId, KernelLayout> layouts_;  // guarded by layouts_mu_
 };
 
 }  // namespace vkn

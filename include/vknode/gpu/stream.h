@@ -31,6 +31,9 @@ struct StreamOptions {
   std::chrono::milliseconds reuse_timeout{30'000};
   // Staging memory one batch may use for uploads and downloads together.
   uint64_t max_staging_bytes = 256ull << 20;
+  // Staging memory each slot keeps between batches (per direction). More is given back
+  // after the batch that needed it, rather than pinned for the life of the stream.
+  uint64_t retained_staging_bytes = 256ull << 20;
   // Put a full compute/transfer memory barrier between consecutive commands, so
   // that commands in a batch observe each other's writes in order.
   bool auto_barriers = true;
