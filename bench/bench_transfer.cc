@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "raw_commands.h"
+#include "util/parallel_memcpy.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/device.h"
@@ -117,7 +118,20 @@ Result<void> bench_size(Device& device, const SizeCase& size, const RowSink& sin
   Variant raw_upload{[&] { return timed([&] { return raw_round_trip(*raw_up); }); }, {}};
   Variant stream_down{[&] { return timed([&] { return stream.download(*dev, 0, out, kTimeout); }); }, {}};
   Variant raw_download{[&] { return timed([&] { return raw_round_trip(*raw_down); }); }, {}};
-  Variant* all[] = {&stream_up, &staged_up, &raw_upload, &stream_down, &raw_download};
+  // The host-side ceiling of a copying path: the same bytes moved by memcpy between two
+  // ordinary host vectors, on one thread and through parallel_memcpy.
+  std::vector<std::byte> host_copy(n);
+  Variant memcpy_one{[&]() -> Result<double> {
+    const auto t0 = BenchClock::now();
+    std::memcpy(host_copy.data(), host.data(), n);
+    return elapsed_us(t0);
+  }};
+  Variant memcpy_parallel{[&]() -> Result<double> {
+    const auto t0 = BenchClock::now();
+    parallel_memcpy(host_copy.data(), host.data(), n);
+    return elapsed_us(t0);
+  }};
+  Variant* all[] = {&stream_up, &staged_up, &raw_upload, &stream_down, &raw_download, &memcpy_one, &memcpy_parallel};
   for (int rep = -size.warmup; rep < size.reps; ++rep) {
     for (Variant* v : all) {
       auto us = v->run();
@@ -156,6 +170,11 @@ Result<void> bench_size(Device& device, const SizeCase& size, const RowSink& sin
         .unit = "GB/s",
         .value = median(stream_down.gbps),
         .baseline = median(raw_download.gbps)});
+  sink({.section = "transfer",
+        .metric = vkn::format("host memcpy {}: parallel_memcpy vs one thread", label),
+        .unit = "GB/s",
+        .value = median(memcpy_parallel.gbps),
+        .baseline = median(memcpy_one.gbps)});
   return {};
 }
 
