@@ -52,6 +52,12 @@ void Writer::blob(std::span<const std::byte> b) {
   plan_->total += b.size();
 }
 
+void Writer::blob_ref(uint64_t offset, uint64_t size) {
+  u8(1);
+  u64(offset);
+  u64(size);
+}
+
 bool Reader::need(size_t n) {
   if (!ok()) return false;
   if (remaining() < n) {

@@ -45,6 +45,8 @@ class Writer {
   // A blob: tag 0 + u32 length + bytes inline, or tag 1 + u64 offset + u64 length
   // in the attachment (see AttachmentPlan).
   void blob(std::span<const std::byte> b);
+  // A blob already placed in the frame's attachment by the caller.
+  void blob_ref(uint64_t offset, uint64_t size);
 
   std::vector<std::byte>& out() { return out_; }
   std::vector<std::byte> take() { return std::move(out_); }

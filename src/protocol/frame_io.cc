@@ -1,5 +1,6 @@
 #include "protocol/frame_io.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -143,7 +144,11 @@ Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueF
     auto got = recv_some(sock, into.subspan(done), fds);
     if (!got) return fail(got.error());
     if (got->eof) return fail(Errc::node_dead, "the daemon closed the connection");
-    if (got->would_block) return fail(Errc::io_error, "recv_frame needs a blocking socket");
+    if (got->would_block) {
+      pollfd p{sock, POLLIN, 0};
+      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return fail(socket_error("poll", errno));
+      continue;
+    }
     done += got->bytes;
   }
   return {};

@@ -66,7 +66,7 @@ struct RecvOutcome {
 inline constexpr int kMaxFdsPerRecv = 4;
 [[nodiscard]] Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds);
 
-// Reads one whole frame from a blocking socket and maps its attachment.
+// Reads one whole frame and maps its attachment; on a non-blocking socket it polls.
 // Errors: node_dead on EOF or reset, protocol_error for a bad header, stray or
 // missing descriptors, or an attachment above `max_attachment`.
 [[nodiscard]] Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment);

@@ -52,6 +52,7 @@ void encode_node_status(Writer& w, const NodeStatus& s) {
     w.u64(v);
   }
   w.str(s.cache_path);
+  w.u64(s.validation_errors);
   w.str(s.last_error);
 }
 
@@ -82,6 +83,7 @@ NodeStatus decode_node_status(Reader& r) {
   s.cache_misses = r.u64();
   s.cache_bytes = r.u64();
   s.cache_path = r.str(kMaxTextBytes);
+  s.validation_errors = r.u64();
   s.last_error = r.str(kMaxTextBytes);
   return s;
 }

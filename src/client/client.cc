@@ -1,0 +1,286 @@
+#include "vknode/client/client.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "client/client_connection.h"
+#include "protocol/messages.h"
+#include "protocol/socket_path.h"
+#include "util/strformat.h"
+
+namespace vkn {
+
+using client::ClientConnection;
+using client::Clock;
+using protocol::MessageType;
+
+class Client::Impl {
+ public:
+  Impl(ClientOptions options, std::filesystem::path path) : options_(std::move(options)), path_(std::move(path)) {
+    if (!options_.default_timeout) {
+      if (const char* v = std::getenv("VKNODE_TIMEOUT_MS"); v != nullptr && std::atoll(v) > 0) {
+        options_.default_timeout = std::chrono::milliseconds(std::atoll(v));
+      }
+    }
+  }
+
+  // The live connection, reconnecting (and re-registering kernels) after a restart.
+  Result<std::shared_ptr<ClientConnection>> connection() {
+    std::lock_guard lock(mu_);
+    if (conn_ && !conn_->is_dead()) return conn_;
+    auto fresh = ClientConnection::open(path_, options_.name, options_.connect_timeout);
+    if (!fresh) return fail(fresh.error());
+    std::shared_ptr<ClientConnection> conn = std::move(*fresh);
+    for (const KernelRecord& k : kernels_) {
+      // Best effort: a kernel that fails now fails again, with its error, at exec.
+      (void)register_on(*conn, k, Clock::now() + options_.connect_timeout);
+    }
+    conn_ = conn;
+    return conn;
+  }
+
+  std::optional<Clock::time_point> deadline(const RequestOptions& o) const {
+    const auto t = o.timeout ? o.timeout : options_.default_timeout;
+    if (!t) return std::nullopt;
+    return Clock::now() + *t;
+  }
+
+  uint64_t threshold(const ClientConnection& conn) const {
+    return options_.shm_threshold ? options_.shm_threshold : conn.hello().shm_threshold;
+  }
+
+  // Sends one request and returns its reply with the envelope checked.
+  Result<protocol::IncomingFrame> call(MessageType type, const std::function<void(protocol::Writer&)>& encode,
+                                       const RequestOptions& o) {
+    const auto until = deadline(o);
+    auto conn = connection();
+    if (!conn) return fail(conn.error());
+    protocol::AttachmentPlan plan;
+    plan.threshold = threshold(**conn);
+    protocol::Writer w(&plan);
+    if (encode) encode(w);
+    auto reply = (*conn)->call(type, w.take(), &plan, until);
+    if (!reply) return fail(reply.error());
+    protocol::Reader r(reply->payload, reply->attachment_bytes());
+    if (auto e = protocol::decode_error(r); !e) return fail(e.error());
+    return reply;
+  }
+
+  struct KernelRecord {
+    std::vector<uint32_t> spirv;
+    std::vector<SpecConstant> spec;
+    std::string name;
+  };
+
+  Result<KernelId> register_on(ClientConnection& conn, const KernelRecord& k, std::optional<Clock::time_point> until) {
+    protocol::AttachmentPlan plan;
+    plan.threshold = threshold(conn);
+    protocol::Writer w(&plan);
+    protocol::encode(w, protocol::RegisterKernelRequest{std::as_bytes(std::span(k.spirv)), k.spec, k.name});
+    auto reply = conn.call(MessageType::register_kernel, w.take(), &plan, until);
+    if (!reply) return fail(reply.error());
+    protocol::Reader r(reply->payload, reply->attachment_bytes());
+    if (auto e = protocol::decode_error(r); !e) return fail(e.error());
+    const KernelId id = protocol::decode_kernel_id(r);
+    if (auto done = r.finish("register_kernel reply"); !done) return fail(done.error());
+    return id;
+  }
+
+  void remember_kernel(KernelRecord k, const KernelId& id) {
+    std::lock_guard lock(mu_);
+    if (remembered_.insert(id).second) kernels_.push_back(std::move(k));
+  }
+
+  DaemonHello hello() {
+    std::lock_guard lock(mu_);
+    return conn_ ? conn_->hello() : DaemonHello{};
+  }
+
+  std::map<uint32_t, KernelId> builtins_;  // guarded by mu_
+  std::mutex mu_;
+
+ private:
+  ClientOptions options_;
+  const std::filesystem::path path_;
+  // Guarded by mu_.
+  std::shared_ptr<ClientConnection> conn_;
+  std::vector<KernelRecord> kernels_;
+  std::set<KernelId> remembered_;
+};
+
+namespace {
+
+template <typename T>
+Result<T> finish(protocol::Reader& r, std::string_view what, T value) {
+  if (auto done = r.finish(what); !done) return fail(done.error());
+  return value;
+}
+
+protocol::Reader body_reader(const protocol::IncomingFrame& frame) {
+  protocol::Reader r(frame.payload, frame.attachment_bytes());
+  (void)protocol::decode_error(r);  // checked by call()
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Client>> Client::connect(ClientOptions options) {
+  auto path = protocol::client_socket_path(options.socket_path);
+  if (!path) return fail(path.error());
+  auto impl = std::make_unique<Impl>(std::move(options), *path);
+  if (auto conn = impl->connection(); !conn) return fail(conn.error());
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+DaemonHello Client::daemon() const { return impl_->hello(); }
+
+Result<void> Client::ping(const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::ping, nullptr, options);
+  if (!reply) return fail(reply.error());
+  return {};
+}
+
+Result<DaemonStatus> Client::status(const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::status, nullptr, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  return protocol::decode_status_reply(r);
+}
+
+Result<KernelId> Client::register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
+                                         std::string_view kernel_name, const RequestOptions& options) {
+  Impl::KernelRecord k{{spirv.begin(), spirv.end()}, {spec.begin(), spec.end()}, std::string(kernel_name)};
+  auto conn = impl_->connection();
+  if (!conn) return fail(conn.error());
+  auto id = impl_->register_on(**conn, k, impl_->deadline(options));
+  if (!id) return fail(id.error());
+  impl_->remember_kernel(std::move(k), *id);
+  return id;
+}
+
+Result<std::vector<KernelEntry>> Client::list_kernels(const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::list_kernels, nullptr, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  auto list = protocol::decode_kernel_list(r);
+  if (!list) return fail(list.error());
+  std::lock_guard lock(impl_->mu_);
+  for (const KernelEntry& k : *list) {
+    if (k.builtin) impl_->builtins_[k.builtin_index] = k.id;
+  }
+  return list;
+}
+
+Result<KernelId> Client::builtin_kernel_id(BuiltinKernel kernel) {
+  const auto index = static_cast<uint32_t>(kernel);
+  {
+    std::lock_guard lock(impl_->mu_);
+    if (auto it = impl_->builtins_.find(index); it != impl_->builtins_.end()) return it->second;
+  }
+  if (auto list = list_kernels(); !list) return fail(list.error());
+  std::lock_guard lock(impl_->mu_);
+  if (auto it = impl_->builtins_.find(index); it != impl_->builtins_.end()) return it->second;
+  return fail(Errc::not_found, "the daemon has no such built-in kernel", vkn::format("{}", index));
+}
+
+Result<void> Client::create_buffer(std::string_view name, const BufferSpec& spec, BufferScope scope,
+                                   const RequestOptions& options) {
+  protocol::CreateBufferRequest m{std::string(name), spec, scope == BufferScope::session};
+  auto reply = impl_->call(MessageType::create_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  if (!reply) return fail(reply.error());
+  return {};
+}
+
+Result<void> Client::delete_buffer(std::string_view name, const RequestOptions& options) {
+  protocol::NameRequest m{std::string(name)};
+  auto reply = impl_->call(MessageType::delete_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  if (!reply) return fail(reply.error());
+  return {};
+}
+
+Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+                                  const RequestOptions& options) {
+  // One memfd carries at most max_attachment bytes: larger writes go in pieces.
+  const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+  uint64_t done = 0;
+  do {
+    const uint64_t n = std::min<uint64_t>(piece, data.size() - done);
+    protocol::WriteBufferRequest m{std::string(name), offset + done, data.subspan(done, n)};
+    auto reply = impl_->call(MessageType::write_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+    if (!reply) return fail(reply.error());
+    done += n;
+  } while (done < data.size());
+  return {};
+}
+
+Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
+                                      const RequestOptions& options) {
+  const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+  uint64_t done = 0;
+  while (done < out.size()) {
+    const uint64_t n = std::min<uint64_t>(piece, out.size() - done);
+    protocol::ReadBufferRequest m{std::string(name), offset + done, n};
+    auto reply = impl_->call(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+    if (!reply) return fail(reply.error());
+    auto r = body_reader(*reply);
+    auto data = r.blob(n);
+    if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
+    if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
+    std::memcpy(out.data() + done, data.data(), n);
+    done += n;
+  }
+  return {};
+}
+
+Result<std::vector<std::byte>> Client::read_buffer(std::string_view name, uint64_t offset, uint64_t bytes,
+                                                   const RequestOptions& options) {
+  if (bytes != 0) {
+    std::vector<std::byte> out(bytes);
+    if (auto r = read_buffer_into(name, offset, out, options); !r) return fail(r.error());
+    return out;
+  }
+  protocol::ReadBufferRequest m{std::string(name), offset, 0};
+  auto reply = impl_->call(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  auto data = r.blob(protocol::kMaxAttachment);
+  return finish(r, "read_buffer reply", std::vector<std::byte>(data.begin(), data.end()));
+}
+
+Result<std::vector<BufferListEntry>> Client::list_buffers(bool all_users, const RequestOptions& options) {
+  protocol::ListBuffersRequest m{all_users};
+  auto reply = impl_->call(MessageType::list_buffers, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  return protocol::decode_buffer_list(r);
+}
+
+Result<ProgramResult> Client::exec(const Program& program, const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::exec, [&](protocol::Writer& w) { protocol::encode(w, program); }, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  return protocol::decode_program_result(r);
+}
+
+Result<std::string> Client::persist_pipeline_cache(const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::persist_cache, nullptr, options);
+  if (!reply) return fail(reply.error());
+  auto r = body_reader(*reply);
+  std::string path = r.str(protocol::kMaxTextBytes);
+  return finish(r, "persist_cache reply", std::move(path));
+}
+
+Result<void> Client::shutdown(const RequestOptions& options) {
+  auto reply = impl_->call(MessageType::shutdown, nullptr, options);
+  if (!reply) return fail(reply.error());
+  return {};
+}
+
+}  // namespace vkn

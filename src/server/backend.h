@@ -1,0 +1,66 @@
+// Backend: what the daemon needs from its node, behind an interface so that tests
+// can run the server's protocol, fairness, quota and isolation logic against a fake
+// (tests/server/fake_backend.h) as LevelDB tests run against a fake Env.
+// NodeBackend (node_backend.h) is the real one. Implementations are thread-safe.
+//
+// A call that times out may leave its job running on the node (node.h: "a running
+// one finishes and its result is dropped"), so calls that hand the node memory
+// (writes, reads) also take `keepalive`, which the job holds until it is done.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vknode/error.h"
+#include "vknode/node/node.h"
+#include "vknode/protocol/daemon_types.h"
+
+namespace vkn::server {
+
+using Timeout = std::optional<std::chrono::milliseconds>;
+
+// One durable buffer's contents, for snapshots.
+struct DurableImage {
+  std::string name;  // registry name
+  BufferSpec spec;
+  std::vector<std::byte> data;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // One entry per device node.
+  virtual std::vector<NodeStatus> status() = 0;
+  virtual bool is_ready() = 0;
+  virtual std::vector<KernelEntry> builtin_kernels() = 0;
+
+  // As vkn::register_kernel, create_buffer, ... (node.h), with registry names.
+  [[nodiscard]] virtual Result<KernelId> register_kernel(std::span<const uint32_t> spirv,
+                                                         std::span<const SpecConstant> spec, std::string_view name,
+                                                         Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<void> create_buffer(std::string_view name, const BufferSpec& spec, Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<void> delete_buffer(std::string_view name, Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<void> write_buffer(std::string_view name, uint64_t offset,
+                                                  std::span<const std::byte> data,
+                                                  std::shared_ptr<const void> keepalive, Timeout timeout) = 0;
+  // Reads out.size() bytes from `offset` into `out`.
+  [[nodiscard]] virtual Result<void> read_buffer(std::string_view name, uint64_t offset, std::span<std::byte> out,
+                                                 std::shared_ptr<const void> keepalive, Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<std::vector<BufferEntryInfo>> list_buffers(Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<ProgramResult> exec(const Program& program, Timeout timeout) = 0;
+  // Returns the cache file's path.
+  [[nodiscard]] virtual Result<std::string> persist_pipeline_cache() = 0;
+  // The contents of every durable buffer (from the node's host mirrors).
+  [[nodiscard]] virtual Result<std::vector<DurableImage>> durable_images(Timeout timeout) = 0;
+  // Graceful: finishes queued work, persists, releases the device.
+  virtual void stop() = 0;
+};
+
+}  // namespace vkn::server

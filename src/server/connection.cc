@@ -1,0 +1,110 @@
+#include "server/connection.h"
+
+#include <cstring>
+
+#include "protocol/codec.h"
+#include "util/strformat.h"
+
+namespace vkn::server {
+namespace {
+
+using protocol::kHeaderSize;
+
+// Reads the request id straight from header bytes, even when the header is bad, so
+// the error reply can name the request.
+uint64_t raw_request_id(const protocol::HeaderBytes& h) {
+  protocol::Reader r(std::span<const std::byte>(h).subspan(16, 8));
+  return r.u64();
+}
+
+}  // namespace
+
+std::expected<Connection::ReadState, FrameError> Connection::read(protocol::IncomingFrame* out) {
+  for (;;) {
+    std::span<std::byte> into;
+    if (!header_) {
+      into = std::span(header_bytes_).subspan(header_got_);
+    } else {
+      into = std::span(payload_).subspan(payload_got_);
+    }
+    if (!into.empty()) {
+      auto got = protocol::recv_some(fd_.get(), into, fds_);
+      if (!got) return std::unexpected(FrameError{got.error(), 0, protocol::MessageType::ping, true});
+      if (got->would_block) return ReadState::need_more;
+      if (got->eof) return ReadState::eof;
+      if (fds_.size() > 1) {
+        return std::unexpected(
+            FrameError{Error::make(Errc::protocol_error, "more than one descriptor with a frame"), 0, protocol::MessageType::ping, true});
+      }
+      if (!header_) {
+        header_got_ += got->bytes;
+      } else {
+        payload_got_ += got->bytes;
+      }
+    }
+    if (!header_) {
+      if (header_got_ < kHeaderSize) continue;
+      auto h = protocol::decode_header(header_bytes_);
+      if (!h) return std::unexpected(FrameError{h.error(), raw_request_id(header_bytes_), {}, true});
+      if (h->is_reply()) {
+        return std::unexpected(FrameError{Error::make(Errc::protocol_error, "a client sent a reply frame"),
+                                          h->request_id, h->type, true});
+      }
+      header_ = *h;
+      payload_.resize(h->payload_size);
+      payload_got_ = 0;
+    }
+    if (payload_got_ < payload_.size()) continue;
+
+    // A whole frame: check its descriptor against its flag.
+    protocol::IncomingFrame frame;
+    frame.header = *header_;
+    frame.payload = std::move(payload_);
+    auto fds = std::move(fds_);
+    header_.reset();
+    header_got_ = 0;
+    payload_ = {};
+    payload_got_ = 0;
+    fds_.clear();
+    const size_t expected = frame.header.has_attachment() ? 1 : 0;
+    if (fds.size() != expected) {
+      // The frame itself was read whole, so framing is intact: answer and go on.
+      return std::unexpected(FrameError{
+          Error::make(Errc::protocol_error, "frame descriptors do not match its flags",
+                      vkn::format("{} received, {} expected", fds.size(), expected)),
+          frame.header.request_id, frame.header.type, false});
+    }
+    if (expected == 1) {
+      auto memory = protocol::SharedMemory::adopt(std::move(fds[0]), protocol::kMaxAttachment);
+      if (!memory) {
+        return std::unexpected(FrameError{memory.error(), frame.header.request_id, frame.header.type, false});
+      }
+      frame.attachment.emplace(std::move(*memory));
+    }
+    *out = std::move(frame);
+    return ReadState::frame;
+  }
+}
+
+void Connection::queue(protocol::OutgoingFrame frame) {
+  out_bytes_ += frame.size();
+  out_.push_back(std::move(frame));
+}
+
+Result<void> Connection::flush() {
+  while (!out_.empty()) {
+    protocol::OutgoingFrame& f = out_.front();
+    auto sent = protocol::send_some(fd_.get(), f, out_offset_);
+    if (!sent) return fail(sent.error());
+    if (*sent == 0) return {};  // the socket is full
+    out_offset_ += *sent;
+    if (out_offset_ == f.size()) {
+      out_bytes_ -= f.size();
+      out_.pop_front();
+      out_offset_ = 0;
+    }
+  }
+  return {};
+}
+
+}  // namespace vkn::server

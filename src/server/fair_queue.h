@@ -1,0 +1,109 @@
+// FairQueue: work from many clients, handed to worker threads round-robin across
+// clients, so that one client with a deep queue cannot starve another: each client
+// with queued work gets one item in turn. System items (snapshots, session
+// cleanup) go before any client's. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace vkn::server {
+
+template <typename Item>
+class FairQueue {
+ public:
+  // False when the queue is closed (the item is not queued).
+  bool push(uint64_t client, Item item) {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    auto& q = queues_[client];
+    if (q.empty()) ring_.push_back(client);
+    q.push_back(std::move(item));
+    ++size_;
+    cv_.notify_one();
+    return true;
+  }
+
+  // Runs even after close().
+  void push_system(Item item) {
+    std::lock_guard lock(mu_);
+    system_.push_back(std::move(item));
+    cv_.notify_one();
+  }
+
+  // The next item: system items first, then the next client in the ring. Blocks
+  // while empty; nullopt once closed and drained.
+  std::optional<Item> pop() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !system_.empty() || size_ > 0 || closed_; });
+    if (!system_.empty()) {
+      Item item = std::move(system_.front());
+      system_.pop_front();
+      return item;
+    }
+    if (size_ == 0) return std::nullopt;
+    const uint64_t client = ring_.front();
+    ring_.pop_front();
+    auto it = queues_.find(client);
+    Item item = std::move(it->second.front());
+    it->second.pop_front();
+    --size_;
+    if (it->second.empty()) {
+      queues_.erase(it);
+    } else {
+      ring_.push_back(client);  // its next item waits for every other client's turn
+    }
+    return item;
+  }
+
+  // Removes and returns a client's queued items (it disconnected).
+  std::vector<Item> drop_client(uint64_t client) {
+    std::lock_guard lock(mu_);
+    std::vector<Item> out;
+    auto it = queues_.find(client);
+    if (it == queues_.end()) return out;
+    for (auto& item : it->second) out.push_back(std::move(item));
+    size_ -= it->second.size();
+    queues_.erase(it);
+    std::erase(ring_, client);
+    return out;
+  }
+
+  // Refuses further client items and returns those still queued; pop() then hands
+  // out system items only and returns nullopt when they are done.
+  std::vector<Item> close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    std::vector<Item> out;
+    for (uint64_t client : ring_) {
+      for (auto& item : queues_[client]) out.push_back(std::move(item));
+    }
+    queues_.clear();
+    ring_.clear();
+    size_ = 0;
+    cv_.notify_all();
+    return out;
+  }
+
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return size_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  // Guarded by mu_.
+  std::map<uint64_t, std::deque<Item>> queues_;
+  std::deque<uint64_t> ring_;  // clients with queued items, in turn order
+  std::deque<Item> system_;
+  size_t size_ = 0;  // client items
+  bool closed_ = false;
+};
+
+}  // namespace vkn::server

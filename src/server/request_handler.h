@@ -1,0 +1,52 @@
+// RequestHandler: runs the requests that go through the fair queue (everything that
+// touches the node) on a worker thread: maps the caller's names into its namespace,
+// checks ownership, kernels and quotas, calls the Backend, and builds the reply.
+// Every failure becomes an error reply; nothing here throws. Thread-safe (its
+// collaborators are).
+#pragma once
+
+#include <memory>
+
+#include "protocol/frame_io.h"
+#include "server/backend.h"
+#include "server/request.h"
+#include "server/user_table.h"
+
+namespace vkn::server {
+
+// Root and the daemon's own uid may call admin operations.
+bool is_admin(const Peer& peer);
+
+class RequestHandler {
+ public:
+  RequestHandler(Backend& backend, UserTable& users, uint64_t shm_threshold)
+      : backend_(backend), users_(users), shm_threshold_(shm_threshold) {}
+
+  // Whether `type` goes through the fair queue (else the I/O thread answers it).
+  static bool is_queued(protocol::MessageType type);
+
+  // Runs one queued request; returns its success reply, or the error to answer with.
+  [[nodiscard]] Result<protocol::OutgoingFrame> run(const std::shared_ptr<Request>& request);
+
+  // Frees a closed connection's session buffers.
+  void free_session_buffers(uint64_t conn);
+
+ private:
+  Result<protocol::OutgoingFrame> dispatch(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> register_kernel(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> create_buffer(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> write_buffer(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> read_buffer(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> delete_buffer(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> list_buffers(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> exec(const std::shared_ptr<Request>& request);
+  Result<protocol::OutgoingFrame> persist_cache(const std::shared_ptr<Request>& request);
+  // The caller's buffer: its registry name once it is known to exist.
+  Result<std::pair<std::string, BufferRecord>> own_buffer(const Request& request, std::string_view name);
+
+  Backend& backend_;
+  UserTable& users_;
+  const uint64_t shm_threshold_;
+};
+
+}  // namespace vkn::server

@@ -1,0 +1,133 @@
+#include "server/server.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "protocol/socket_path.h"
+#include "server/node_backend.h"
+#include "server/server_impl.h"
+#include "server/snapshot.h"
+#include "util/log.h"
+#include "util/strformat.h"
+
+namespace vkn::server {
+
+Result<std::filesystem::path> default_state_dir() {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : std::string();
+  };
+  if (auto v = env("VKNODE_STATE_DIR"); !v.empty()) return std::filesystem::path(v);
+  if (::geteuid() == 0) return std::filesystem::path("/var/lib/vknode");
+  if (auto v = env("XDG_STATE_HOME"); !v.empty() && v.front() == '/') return std::filesystem::path(v) / "vknode";
+  if (auto v = env("HOME"); !v.empty()) return std::filesystem::path(v) / ".local/state/vknode";
+  return fail(Errc::not_found, "no state directory", "set --state-dir, VKNODE_STATE_DIR, XDG_STATE_HOME or HOME");
+}
+
+Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
+  auto path = protocol::server_socket_path(options.socket_path);
+  if (!path) return fail(path.error());
+  if (options.state_dir.empty()) {
+    auto dir = default_state_dir();
+    if (!dir) return fail(dir.error());
+    options.state_dir = *dir;
+  }
+  // The socket first: a second daemon must fail before it touches the device.
+  ListenerOptions lo;
+  lo.path = *path;
+  lo.mode = options.socket_mode;
+  lo.group = options.socket_group;
+  auto listener = Listener::open(lo);
+  if (!listener) return fail(listener.error());
+
+  std::unique_ptr<Backend> backend;
+  if (options.TEST_backend) {
+    auto b = options.TEST_backend();
+    if (!b) return fail(b.error());
+    backend = std::move(*b);
+  } else {
+    auto b = NodeBackend::start(options.node);
+    if (!b) return fail(b.error());
+    backend = std::move(*b);
+  }
+  const auto snapshot = options.state_dir / kSnapshotFileName;
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*listener), std::move(backend), snapshot);
+  if (auto r = impl->init(); !r) return fail(r.error());
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+Result<void> Server::run() { return impl_->run(); }
+void Server::request_stop() { impl_->request_stop(); }
+const std::filesystem::path& Server::socket_path() const { return impl_->socket_path(); }
+const std::filesystem::path& Server::snapshot_path() const { return impl_->snapshot_path(); }
+
+Server::Impl::Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend,
+                   std::filesystem::path snapshot)
+    : options_(std::move(options)),
+      socket_path_(listener.path()),
+      snapshot_path_(std::move(snapshot)),
+      backend_(std::move(backend)),
+      users_(options_.quota),
+      handler_(*backend_, users_, options_.shm_threshold),
+      listener_(std::move(listener)) {}
+
+Server::Impl::~Impl() {
+  // run() normally stops everything; this covers a Server destroyed without run().
+  if (!workers_.empty()) {
+    for (auto& item : queue_.close()) (void)item;
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+  if (backend_) backend_->stop();
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Result<void> Server::Impl::init() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) return fail(Errc::io_error, "epoll/eventfd", std::strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), &ev) != 0) {
+    return fail(Errc::io_error, "epoll_ctl listener", std::strerror(errno));
+  }
+  ev.data.u64 = 1;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+    return fail(Errc::io_error, "epoll_ctl eventfd", std::strerror(errno));
+  }
+  users_.set_builtins(backend_->builtin_kernels());
+  restore_snapshot();
+  const uint32_t n = std::max<uint32_t>(1, options_.workers);
+  live_workers_ = n;
+  for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_main(); });
+  next_snapshot_ = Clock::now() + options_.snapshot_interval;
+  log(LogLevel::info, "vknoded: serving on {} (state in {})", socket_path_.native(), options_.state_dir.native());
+  return {};
+}
+
+void Server::Impl::request_stop() {
+  stop_requested_.store(true);
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+Result<void> Server::Impl::run() {
+  while (!stop_requested_.load()) {
+    int timeout_ms = 100;
+    loop_once(timeout_ms, false);
+    maybe_schedule_snapshot();
+  }
+  finish_stop();
+  return {};
+}
+
+}  // namespace vkn::server
