@@ -51,7 +51,7 @@ std::string header(const SampleResult& r, uint32_t chain, const CsvMetadata& m) 
   line(vkn::format("            int_time = {}", real(r.trajectory_length, m.sig_figs)));
   line("        metric = diag_e (Default)");
   line(vkn::format("        stepsize = {}", c.step_size));
-  line("        stepsize_jitter = 0 (Default)");
+  line(vkn::format("        stepsize_jitter = {}", c.step_size_jitter));
   line(vkn::format("    num_chains = {}", r.chains));
   line(vkn::format("id = {}", chain + 1));
   line(vkn::format("init = {}", c.init_radius));
