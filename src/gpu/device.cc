@@ -11,8 +11,6 @@
 namespace vkn {
 namespace {
 
-constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
-
 int type_rank(VkPhysicalDeviceType t) {
   switch (t) {
     case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
@@ -34,15 +32,6 @@ std::vector<VkExtensionProperties> device_extensions(VkPhysicalDevice pd) {
   std::vector<VkExtensionProperties> exts(n);
   vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
   return exts;
-}
-
-bool has_layer(const char* name) {
-  uint32_t n = 0;
-  vkEnumerateInstanceLayerProperties(&n, nullptr);
-  std::vector<VkLayerProperties> layers(n);
-  vkEnumerateInstanceLayerProperties(&n, layers.data());
-  return std::any_of(layers.begin(), layers.end(),
-                     [&](const VkLayerProperties& l) { return std::strcmp(l.layerName, name) == 0; });
 }
 
 DeviceInfo read_info(VkPhysicalDevice pd, uint32_t index) {
@@ -101,6 +90,8 @@ DeviceInfo read_info(VkPhysicalDevice pd, uint32_t index) {
   const auto exts = device_extensions(pd);
   info.has_push_descriptor = has_extension(exts, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
   info.has_robustness2 = has_extension(exts, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME);
+  info.has_module_identifier =
+      p.apiVersion >= VK_API_VERSION_1_3 && has_extension(exts, VK_EXT_SHADER_MODULE_IDENTIFIER_EXTENSION_NAME);
   info.has_creation_feedback = p.apiVersion >= VK_API_VERSION_1_3 ||
                                has_extension(exts, VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME);
   return info;
@@ -148,33 +139,6 @@ Result<size_t> select_device(const std::vector<DeviceInfo>& infos, const std::st
   std::string known;
   for (const auto& d : infos) known += vkn::format(" [{}] {} ({})", d.index, d.name, uuid_string(d.device_uuid));
   return fail(Errc::not_found, vkn::format("no Vulkan device matches '{}'; devices:{}", selector, known));
-}
-
-Result<VkInstance> make_instance(bool validation) {
-  VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
-  app.pApplicationName = "vknode";
-  app.pEngineName = "vknode";
-  app.apiVersion = VK_API_VERSION_1_3;
-  std::vector<const char*> layers;
-  std::vector<const char*> exts;
-  if (validation) {
-    if (!has_layer(kValidationLayer)) {
-      return fail(Errc::unsupported, "validation requested but the Khronos validation layer is not installed",
-                  "install vulkan-validationlayers");
-    }
-    layers.push_back(kValidationLayer);
-    exts.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
-  }
-  VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
-  ci.pApplicationInfo = &app;
-  ci.enabledLayerCount = static_cast<uint32_t>(layers.size());
-  ci.ppEnabledLayerNames = layers.data();
-  ci.enabledExtensionCount = static_cast<uint32_t>(exts.size());
-  ci.ppEnabledExtensionNames = exts.data();
-  VkInstance instance = VK_NULL_HANDLE;
-  const VkResult r = vkCreateInstance(&ci, nullptr, &instance);
-  if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateInstance failed (is a Vulkan driver installed?)"));
-  return instance;
 }
 
 Result<std::vector<VkPhysicalDevice>> physical_devices(VkInstance instance) {
@@ -245,9 +209,11 @@ std::string describe(const DeviceInfo& d) {
                    d.max_workgroup_size[0], d.max_workgroup_size[1], d.max_workgroup_size[2],
                    d.max_workgroup_invocations, d.max_workgroup_count[0], d.max_workgroup_count[1],
                    d.max_workgroup_count[2], d.subgroup_size);
-  s += vkn::format("    push constants {} B, storage buffer range {} B, float64 {}, push_descriptor {}, robustness2 {}\n",
+  s += vkn::format("    push constants {} B, storage buffer range {} B, float64 {}, push_descriptor {}, robustness2 {}, "
+                   "module identifier {}\n",
                    d.max_push_constants_size, d.max_storage_buffer_range, d.has_float64 ? "yes" : "no",
-                   d.has_push_descriptor ? "yes" : "no", d.has_robustness2 ? "yes" : "no");
+                   d.has_push_descriptor ? "yes" : "no", d.has_robustness2 ? "yes" : "no",
+                   d.has_module_identifier ? "yes" : "no");
   for (size_t h = 0; h < d.heaps.size(); ++h) {
     s += vkn::format("    heap {}: {:.1f} GiB{}{}\n", h, d.heaps[h].size / double(1ull << 30),
                      d.heaps[h].device_local ? " device-local" : "", d.heaps[h].host_visible ? " host-visible" : "");
@@ -256,22 +222,24 @@ std::string describe(const DeviceInfo& d) {
 }
 
 Result<std::vector<DeviceInfo>> list_devices() {
-  auto instance = make_instance(false);
+  auto instance = Instance::create(false);
   if (!instance) return fail(instance.error());
-  std::vector<DeviceInfo> infos;
-  auto pds = physical_devices(*instance);
-  if (pds) {
-    for (uint32_t i = 0; i < pds->size(); ++i) infos.push_back(read_info((*pds)[i], i));
-  }
-  vkDestroyInstance(*instance, nullptr);
+  auto pds = physical_devices((*instance)->handle());
   if (!pds) return fail(pds.error());
+  std::vector<DeviceInfo> infos;
+  for (uint32_t i = 0; i < pds->size(); ++i) infos.push_back(read_info((*pds)[i], i));
   return infos;
 }
 
 Result<std::unique_ptr<Device>> Device::create(const DeviceOptions& options) {
   std::unique_ptr<Device> d(new Device());
-  if (auto r = d->create_instance(validation_wanted(options)); !r) return fail(r.error());
-  auto pds = physical_devices(d->instance_);
+  d->instance_ = options.instance;
+  if (d->instance_ == nullptr) {
+    auto instance = Instance::create(validation_wanted(options));
+    if (!instance) return fail(instance.error());
+    d->instance_ = std::move(*instance);
+  }
+  auto pds = physical_devices(d->instance_->handle());
   if (!pds) return fail(pds.error());
   std::vector<DeviceInfo> infos;
   for (uint32_t i = 0; i < pds->size(); ++i) infos.push_back(read_info((*pds)[i], i));
@@ -289,24 +257,6 @@ Result<std::unique_ptr<Device>> Device::create(const DeviceOptions& options) {
   log(LogLevel::info, "device: {} ({}), Vulkan {}", d->info_.name, to_string(d->info_.type),
       version_string(d->info_.api_version));
   return d;
-}
-
-Result<void> Device::create_instance(bool validation) {
-  auto instance = make_instance(validation);
-  if (!instance) return fail(instance.error());
-  instance_ = *instance;
-  if (!validation) return {};
-  VkDebugUtilsMessengerCreateInfoEXT ci{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
-  ci.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
-  ci.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT;
-  ci.pfnUserCallback = &Device::on_validation_message;
-  ci.pUserData = this;
-  auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
-      vkGetInstanceProcAddr(instance_, "vkCreateDebugUtilsMessengerEXT"));
-  if (create == nullptr) return fail(Errc::unsupported, "VK_EXT_debug_utils is missing");
-  const VkResult r = create(instance_, &ci, nullptr, &messenger_);
-  if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateDebugUtilsMessengerEXT"));
-  return {};
 }
 
 Result<void> Device::create_logical_device() {
@@ -327,9 +277,22 @@ Result<void> Device::create_logical_device() {
 
   // robustBufferAccess keeps an out-of-range shader access inside the bound buffer.
   VkPhysicalDeviceRobustness2FeaturesEXT robust2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
+  VkPhysicalDeviceShaderModuleIdentifierFeaturesEXT ident{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_MODULE_IDENTIFIER_FEATURES_EXT};
+  VkPhysicalDeviceVulkan13Features v13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
   VkPhysicalDeviceFeatures2 supported{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
-  if (info_.has_robustness2) supported.pNext = &robust2;
+  if (info_.has_robustness2) {
+    robust2.pNext = supported.pNext;
+    supported.pNext = &robust2;
+  }
+  if (info_.has_module_identifier) {
+    ident.pNext = &v13;
+    v13.pNext = supported.pNext;
+    supported.pNext = &ident;
+  }
   vkGetPhysicalDeviceFeatures2(physical_, &supported);
+  info_.has_module_identifier = info_.has_module_identifier && ident.shaderModuleIdentifier &&
+                                v13.pipelineCreationCacheControl;
   VkPhysicalDeviceRobustness2FeaturesEXT robust2_on{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
   robust2_on.robustBufferAccess2 = robust2.robustBufferAccess2;
   VkPhysicalDeviceFeatures2 enabled{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
@@ -346,6 +309,17 @@ Result<void> Device::create_logical_device() {
   if (info_.api_version < VK_API_VERSION_1_3 && info_.has_creation_feedback) {
     exts.push_back(VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME);
   }
+  VkPhysicalDeviceShaderModuleIdentifierFeaturesEXT ident_on{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_MODULE_IDENTIFIER_FEATURES_EXT};
+  VkPhysicalDeviceVulkan13Features v13_on{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
+  if (info_.has_module_identifier) {
+    exts.push_back(VK_EXT_SHADER_MODULE_IDENTIFIER_EXTENSION_NAME);
+    ident_on.shaderModuleIdentifier = VK_TRUE;
+    v13_on.pipelineCreationCacheControl = VK_TRUE;
+    ident_on.pNext = &v13_on;
+    v13_on.pNext = enabled.pNext;
+    enabled.pNext = &ident_on;
+  }
   VkDeviceCreateInfo ci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   ci.pNext = &enabled;
   ci.queueCreateInfoCount = 1;
@@ -358,6 +332,10 @@ Result<void> Device::create_logical_device() {
   push_descriptor_ = reinterpret_cast<PFN_vkCmdPushDescriptorSetKHR>(
       vkGetDeviceProcAddr(device_, "vkCmdPushDescriptorSetKHR"));
   if (push_descriptor_ == nullptr) return fail(Errc::unsupported, "vkCmdPushDescriptorSetKHR not found");
+  if (info_.has_module_identifier) {
+    module_identifier_ = reinterpret_cast<PFN_vkGetShaderModuleCreateInfoIdentifierEXT>(
+        vkGetDeviceProcAddr(device_, "vkGetShaderModuleCreateInfoIdentifierEXT"));
+  }
   return {};
 }
 
@@ -365,36 +343,7 @@ Device::~Device() {
   if (device_ != VK_NULL_HANDLE) vkDeviceWaitIdle(device_);
   allocator_.reset();
   if (device_ != VK_NULL_HANDLE) vkDestroyDevice(device_, nullptr);
-  if (messenger_ != VK_NULL_HANDLE) {
-    auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
-        vkGetInstanceProcAddr(instance_, "vkDestroyDebugUtilsMessengerEXT"));
-    if (destroy != nullptr) destroy(instance_, messenger_, nullptr);
-  }
-  if (instance_ != VK_NULL_HANDLE) vkDestroyInstance(instance_, nullptr);
-}
-
-VKAPI_ATTR VkBool32 VKAPI_CALL Device::on_validation_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
-                                                             VkDebugUtilsMessageTypeFlagsEXT,
-                                                             const VkDebugUtilsMessengerCallbackDataEXT* data,
-                                                             void* user) {
-  auto* self = static_cast<Device*>(user);
-  const char* msg = data && data->pMessage ? data->pMessage : "(no message)";
-  if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
-    self->validation_errors_.fetch_add(1);
-    {
-      std::lock_guard lock(self->message_mu_);
-      self->last_message_ = msg;
-    }
-    log(LogLevel::error, "validation: {}", msg);
-  } else {
-    log(LogLevel::warn, "validation: {}", msg);
-  }
-  return VK_FALSE;
-}
-
-std::string Device::last_validation_message() const {
-  std::lock_guard lock(message_mu_);
-  return last_message_;
+  // The instance goes with the last device that shares it.
 }
 
 Result<uint32_t> Device::find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags required,

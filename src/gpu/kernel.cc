@@ -94,17 +94,24 @@ Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv
     return fail(Errc::invalid_argument, vkn::format("push constants of {} bytes exceed the device limit {}",
                                                     layout_.push_constant_bytes, info.max_push_constants_size));
   }
-  const VkDevice dev = device_.handle();
   const auto t_layout = std::chrono::steady_clock::now();
+  if (auto r = create_layouts(); !r) return r;
+  times_.layout_us = us_since(t_layout);
+  const auto t_pipeline = std::chrono::steady_clock::now();
+  VkPipelineCreationFeedback feedback{};
+  if (auto r = create_pipeline(cache, spirv, spec, feedback); !r) return r;
+  times_.pipeline_us = us_since(t_pipeline);
+  cache_hit_ = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
+               (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT);
+  if (cache != nullptr) {
+    cache->record_creation(feedback);
+    if (!known) cache->remember_layout(id_, layout_);
+  }
+  return {};
+}
 
-  VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
-  smci.codeSize = spirv.size_bytes();
-  smci.pCode = spirv.data();
-  VkShaderModule module = VK_NULL_HANDLE;
-  VkResult r = vkCreateShaderModule(dev, &smci, nullptr, &module);
-  if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateShaderModule"));
-  module_ = OwnedShaderModule(dev, module);
-
+Result<void> Kernel::create_layouts() {
+  const VkDevice dev = device_.handle();
   std::vector<VkDescriptorSetLayoutBinding> bindings;
   for (const BindingInfo& b : layout_.bindings) {
     bindings.push_back({b.binding, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr});
@@ -114,7 +121,7 @@ Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv
   dslci.bindingCount = static_cast<uint32_t>(bindings.size());
   dslci.pBindings = bindings.data();
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
-  r = vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &set_layout);
+  VkResult r = vkCreateDescriptorSetLayout(dev, &dslci, nullptr, &set_layout);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateDescriptorSetLayout"));
   set_layout_ = OwnedDescriptorSetLayout(dev, set_layout);
 
@@ -128,39 +135,66 @@ Result<void> Kernel::build(PipelineCache* cache, std::span<const uint32_t> spirv
   r = vkCreatePipelineLayout(dev, &plci, nullptr, &pipeline_layout);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreatePipelineLayout"));
   pipeline_layout_ = OwnedPipelineLayout(dev, pipeline_layout);
+  return {};
+}
 
+Result<void> Kernel::create_pipeline(PipelineCache* cache, std::span<const uint32_t> spirv,
+                                     std::span<const SpecConstant> spec, VkPipelineCreationFeedback& feedback) {
+  const VkDevice dev = device_.handle();
   std::vector<VkSpecializationMapEntry> entries;
   std::vector<uint32_t> values;
   for (size_t i = 0; i < spec.size(); ++i) {
     entries.push_back({spec[i].id, static_cast<uint32_t>(i * 4), 4});
     values.push_back(spec[i].value);
   }
-  VkSpecializationInfo spec_info{static_cast<uint32_t>(entries.size()), entries.data(), values.size() * 4,
-                                 values.data()};
-  VkPipelineCreationFeedback feedback{};
+  const VkSpecializationInfo spec_info{static_cast<uint32_t>(entries.size()), entries.data(), values.size() * 4,
+                                       values.data()};
   VkPipelineCreationFeedbackCreateInfo feedback_ci{VK_STRUCTURE_TYPE_PIPELINE_CREATION_FEEDBACK_CREATE_INFO};
   feedback_ci.pPipelineCreationFeedback = &feedback;
   VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-  if (info.has_creation_feedback) cpci.pNext = &feedback_ci;
+  if (device_.info().has_creation_feedback) cpci.pNext = &feedback_ci;
   cpci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
   cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-  cpci.stage.module = module;
   cpci.stage.pName = layout_.entry_point.c_str();
   cpci.stage.pSpecializationInfo = entries.empty() ? nullptr : &spec_info;
-  cpci.layout = pipeline_layout;
+  cpci.layout = pipeline_layout_.get();
+  const VkPipelineCache vk_cache = cache ? cache->handle() : VK_NULL_HANDLE;
+  VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  smci.codeSize = spirv.size_bytes();
+  smci.pCode = spirv.data();
   VkPipeline pipeline = VK_NULL_HANDLE;
-  times_.layout_us = us_since(t_layout);
-  const auto t_pipeline = std::chrono::steady_clock::now();
-  r = vkCreateComputePipelines(dev, cache ? cache->handle() : VK_NULL_HANDLE, 1, &cpci, nullptr, &pipeline);
-  times_.pipeline_us = us_since(t_pipeline);
+
+  // With a cache, first try by shader-module identifier: on a hit the driver neither
+  // parses nor compiles the SPIR-V (creating a module alone costs milliseconds on some
+  // drivers). A miss answers VK_PIPELINE_COMPILE_REQUIRED and we build normally.
+  if (vk_cache != VK_NULL_HANDLE && device_.module_identifier_fn() != nullptr) {
+    VkShaderModuleIdentifierEXT ident{VK_STRUCTURE_TYPE_SHADER_MODULE_IDENTIFIER_EXT};
+    device_.module_identifier_fn()(dev, &smci, &ident);
+    VkPipelineShaderStageModuleIdentifierCreateInfoEXT by_id{
+        VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_MODULE_IDENTIFIER_CREATE_INFO_EXT};
+    by_id.identifierSize = ident.identifierSize;
+    by_id.pIdentifier = ident.identifier;
+    VkComputePipelineCreateInfo try_ci = cpci;
+    try_ci.flags |= VK_PIPELINE_CREATE_FAIL_ON_PIPELINE_COMPILE_REQUIRED_BIT;
+    try_ci.stage.pNext = &by_id;
+    const VkResult r = vkCreateComputePipelines(dev, vk_cache, 1, &try_ci, nullptr, &pipeline);
+    if (r == VK_SUCCESS && pipeline != VK_NULL_HANDLE) {
+      pipeline_ = OwnedPipeline(dev, pipeline);
+      return {};
+    }
+    if (r != VK_PIPELINE_COMPILE_REQUIRED && r != VK_SUCCESS) {
+      return fail(Error::vulkan(r, "vkCreateComputePipelines (by module identifier)"));
+    }
+    feedback = {};
+  }
+  VkShaderModule module = VK_NULL_HANDLE;
+  VkResult r = vkCreateShaderModule(dev, &smci, nullptr, &module);
+  if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateShaderModule"));
+  module_ = OwnedShaderModule(dev, module);
+  cpci.stage.module = module;
+  r = vkCreateComputePipelines(dev, vk_cache, 1, &cpci, nullptr, &pipeline);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateComputePipelines"));
   pipeline_ = OwnedPipeline(dev, pipeline);
-  cache_hit_ = (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT) &&
-               (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT);
-  if (cache != nullptr) {
-    cache->record_creation(feedback);
-    if (!known) cache->remember_layout(id_, layout_);
-  }
   return {};
 }
 

@@ -135,16 +135,15 @@ Result<Stream::Slot*> Stream::open_batch() {
   VkResult r = vkResetFences(device_.handle(), 1, &fence);
   if (r == VK_SUCCESS) r = vkResetCommandPool(device_.handle(), s.pool.get(), 0);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "resetting a stream slot"));
-  // Steady state: one staging chunk per arena, big enough for the largest batch seen
-  // (up to options_.retained_staging_bytes).
+  // Steady state: one staging chunk per arena, as big as the largest batch seen, up to
+  // options_.retained_staging_bytes; anything beyond is given back.
   for (StagingArena* a : {&s.upload, &s.readback}) {
-    if (a->capacity() > options_.retained_staging_bytes) {
-      a->chunks.clear();
-    } else if (a->chunks.size() > 1) {
-      const uint64_t total = std::min(a->capacity(), options_.max_staging_bytes);
+    const uint64_t capacity = a->capacity();
+    if (a->chunks.size() > 1 || capacity > options_.retained_staging_bytes) {
+      const uint64_t keep = std::min({capacity, options_.retained_staging_bytes, options_.max_staging_bytes});
       const BufferKind kind = a == &s.upload ? BufferKind::upload : BufferKind::readback;
       a->chunks.clear();
-      if (auto b = Buffer::create(device_, total, kind)) {
+      if (auto b = Buffer::create(device_, keep, kind)) {
         a->chunks.push_back(std::move(*b));
         ++stats_.staging_allocations;
       }

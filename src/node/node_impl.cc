@@ -150,9 +150,16 @@ Result<void> NodeImpl::bring_up() {
     init_failures_left_.fetch_sub(1);
     return fail(Errc::vulkan_error, "injected initialisation failure");
   }
+  if (instance_ == nullptr) {
+    // One instance for the node's life: device resets rebuild only the device.
+    const char* env = std::getenv("VKNODE_VALIDATION");
+    auto instance = Instance::create(options_.enable_validation || (env != nullptr && std::string_view(env) == "1"));
+    if (!instance) return fail(instance.error());
+    instance_ = std::move(*instance);
+  }
   DeviceOptions dopt;
   dopt.selector = options_.device_selector;
-  dopt.enable_validation = options_.enable_validation;
+  dopt.instance = instance_;
   auto device = Device::create(dopt);
   if (!device) return fail(device.error());
   device_ = std::move(*device);

@@ -108,6 +108,7 @@ class NodeImpl {
   std::atomic<uint32_t> init_failures_left_{0};
 
   // Worker thread only.
+  std::shared_ptr<Instance> instance_;
   std::unique_ptr<Device> device_;
   std::unique_ptr<PipelineCache> pipeline_cache_;
   std::unique_ptr<KernelCache> kernels_;

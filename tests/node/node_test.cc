@@ -328,6 +328,23 @@ TEST_F(NodeTest, DeviceLossRecoversWithDurableBuffersIntact) {
   EXPECT_TRUE(exec(Program().fill("keep", 0, 4, 9).download("keep", 0, 4), call_).has_value());
 }
 
+TEST_F(NodeTest, SurvivesManyDeviceResetsInOneProcess) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("keep", {256, ElementType::u32, {64}, true}, call_).has_value());
+  ASSERT_TRUE(exec(Program().fill("keep", 0, 256, 42), call_).has_value());
+  constexpr int kResets = 40;  // more than some drivers allow instances per process
+  for (int i = 0; i < kResets; ++i) {
+    ASSERT_TRUE(TEST_inject(name_, 1, 0, 0).has_value());
+    auto lost = exec(Program().fill("keep", 0, 4, 1), call_);
+    ASSERT_FALSE(lost.has_value());
+    ASSERT_EQ(lost.error().code, Errc::device_lost) << "reset " << i;
+  }
+  auto keep = read_buffer("keep", 0, 0, call_);
+  ASSERT_TRUE(keep.has_value()) << keep.error().to_string();
+  EXPECT_EQ(from_bytes<uint32_t>(*keep), std::vector<uint32_t>(64, 42));
+  EXPECT_EQ(status(name_)->device_resets, static_cast<uint64_t>(kResets));
+}
+
 TEST_F(NodeTest, HungGpuWaitIsTreatedAsDeviceLoss) {
   NodeOptions o = options();
   o.hang_limit = 50ms;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vknode/error.h"
+#include "vknode/gpu/instance.h"
 
 namespace vkn {
 
@@ -54,6 +55,7 @@ struct DeviceInfo {
   bool has_push_descriptor = false;
   bool has_robustness2 = false;
   bool has_creation_feedback = false;
+  bool has_module_identifier = false;  // VK_EXT_shader_module_identifier (with cache control)
 };
 
 // "discrete", "integrated", "virtual", "cpu" or "other".
@@ -72,6 +74,9 @@ struct DeviceOptions {
   // $VKNODE_VALIDATION is 1 (the tests set it).
   bool enable_validation = false;
   bool validation_from_env = true;
+  // Create the device on this instance (validation settings above are then ignored).
+  // Null: the device makes an instance of its own.
+  std::shared_ptr<Instance> instance;
 };
 
 // Test-only fault injection (the seam the tests use for faults lavapipe cannot produce).
@@ -96,18 +101,21 @@ class Device {
   Device& operator=(const Device&) = delete;
 
   const DeviceInfo& info() const { return info_; }
-  VkInstance instance() const { return instance_; }
+  VkInstance instance() const { return instance_->handle(); }
+  const std::shared_ptr<Instance>& shared_instance() const { return instance_; }
   VkPhysicalDevice physical_device() const { return physical_; }
   VkDevice handle() const { return device_; }
   VkQueue queue() const { return queue_; }
   uint32_t queue_family() const { return queue_family_; }
-  bool validation_enabled() const { return messenger_ != VK_NULL_HANDLE; }
+  bool validation_enabled() const { return instance_->validation_enabled(); }
   MemoryAllocator& allocator() { return *allocator_; }
   PFN_vkCmdPushDescriptorSetKHR push_descriptor_fn() const { return push_descriptor_; }
+  // Set when VK_EXT_shader_module_identifier is enabled, else nullptr.
+  PFN_vkGetShaderModuleCreateInfoIdentifierEXT module_identifier_fn() const { return module_identifier_; }
 
   // Validation-layer errors reported since creation, and the last message.
-  uint64_t validation_error_count() const { return validation_errors_.load(); }
-  std::string last_validation_message() const;
+  uint64_t validation_error_count() const { return instance_->validation_error_count(); }
+  std::string last_validation_message() const { return instance_->last_validation_message(); }
 
   // Once lost, every later GPU call on this device fails with device_lost.
   bool is_lost() const { return lost_.load(); }
@@ -123,15 +131,10 @@ class Device {
 
  private:
   Device() = default;
-  static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
-      VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
-      const VkDebugUtilsMessengerCallbackDataEXT* data, void* user);
-  Result<void> create_instance(bool validation);
   Result<void> create_logical_device();
 
   // Fixed after construction.
-  VkInstance instance_ = VK_NULL_HANDLE;
-  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  std::shared_ptr<Instance> instance_;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkDevice device_ = VK_NULL_HANDLE;
   VkQueue queue_ = VK_NULL_HANDLE;
@@ -139,13 +142,11 @@ class Device {
   DeviceInfo info_;
   VkPhysicalDeviceMemoryProperties memory_props_{};
   PFN_vkCmdPushDescriptorSetKHR push_descriptor_ = nullptr;
+  PFN_vkGetShaderModuleCreateInfoIdentifierEXT module_identifier_ = nullptr;
   std::unique_ptr<MemoryAllocator> allocator_;
 
-  std::atomic<uint64_t> validation_errors_{0};
   std::atomic<bool> lost_{false};
   FaultInjection faults_;
-  mutable std::mutex message_mu_;
-  std::string last_message_;  // guarded by message_mu_
 };
 
 }  // namespace vkn

@@ -44,8 +44,8 @@ using GroupCount = std::array<uint32_t, 3>;
 // Where Kernel::create spent its time, in microseconds.
 struct KernelCreationTimes {
   double intake_us = 0;    // SPIR-V validation and reflection
-  double layout_us = 0;    // shader module, descriptor-set and pipeline layouts
-  double pipeline_us = 0;  // vkCreateComputePipelines
+  double layout_us = 0;    // descriptor-set and pipeline layouts
+  double pipeline_us = 0;  // shader module (when needed) and vkCreateComputePipelines
 };
 
 class Kernel {
@@ -80,12 +80,16 @@ class Kernel {
  private:
   explicit Kernel(Device& device) : device_(device) {}
   Result<void> build(PipelineCache* cache, std::span<const uint32_t> spirv, std::span<const SpecConstant> spec);
+  Result<void> create_layouts();
+  Result<void> create_pipeline(PipelineCache* cache, std::span<const uint32_t> spirv,
+                               std::span<const SpecConstant> spec, VkPipelineCreationFeedback& feedback);
 
   Device& device_;
   KernelId id_{};
   std::string name_;
   KernelLayout layout_;
-  // Declared in creation order, so destroyed in reverse.
+  // Declared in creation order, so destroyed in reverse. module_ stays empty when the
+  // pipeline came from the cache by shader-module identifier.
   OwnedShaderModule module_;
   OwnedDescriptorSetLayout set_layout_;
   OwnedPipelineLayout pipeline_layout_;
