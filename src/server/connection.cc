@@ -17,6 +17,13 @@ uint64_t raw_request_id(const protocol::HeaderBytes& h) {
   return r.u64();
 }
 
+// The message type from header bytes when it is a known one, else ping.
+protocol::MessageType raw_type(const protocol::HeaderBytes& h) {
+  protocol::Reader r(std::span<const std::byte>(h).subspan(6, 2));
+  const uint16_t t = r.u16();
+  return protocol::is_known_type(t) ? static_cast<protocol::MessageType>(t) : protocol::MessageType::ping;
+}
+
 }  // namespace
 
 std::expected<Connection::ReadState, FrameError> Connection::read(protocol::IncomingFrame* out) {
@@ -45,7 +52,7 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
     if (!header_) {
       if (header_got_ < kHeaderSize) continue;
       auto h = protocol::decode_header(header_bytes_);
-      if (!h) return std::unexpected(FrameError{h.error(), raw_request_id(header_bytes_), {}, true});
+      if (!h) return std::unexpected(FrameError{h.error(), raw_request_id(header_bytes_), raw_type(header_bytes_), true});
       if (h->is_reply()) {
         return std::unexpected(FrameError{Error::make(Errc::protocol_error, "a client sent a reply frame"),
                                           h->request_id, h->type, true});

@@ -60,6 +60,7 @@ class FakeBackend final : public Backend {
   Result<void> create_buffer(std::string_view name, const BufferSpec& spec, Timeout) override {
     std::lock_guard lock(s_->mu);
     if (s_->buffers.count(std::string(name))) return fail(Errc::already_exists, "exists", name);
+    if (spec.bytes > (1ull << 30)) return fail(Errc::out_of_device_memory, "fake device holds 1 GiB");
     s_->buffers[std::string(name)] = {spec, std::vector<std::byte>(spec.bytes), 0};
     return {};
   }
