@@ -184,7 +184,7 @@ Result<void> make_temp_dir(TempDir& dir) {
 
 struct PhaseSamples {
   std::vector<double> create_us, driver_us, open_us, loaded_bytes, persisted_bytes, intake_us, layout_us,
-      second_us;
+      second_us, second_layout_us, second_pipeline_us;
   int hits = 0;
   int unknown = 0;  // runs where the driver gave no creation feedback
   int runs = 0;
@@ -202,6 +202,8 @@ Result<void> run_phase(const std::string& exe, bool search_path, const std::file
                                      std::pair{"open_us", &out.open_us}, std::pair{"loaded_bytes", &out.loaded_bytes},
                                      std::pair{"intake_us", &out.intake_us}, std::pair{"layout_us", &out.layout_us},
                                      std::pair{"second_us", &out.second_us},
+                                     std::pair{"second_layout_us", &out.second_layout_us},
+                                     std::pair{"second_pipeline_us", &out.second_pipeline_us},
                                      std::pair{"persisted_bytes", &out.persisted_bytes}}) {
     auto v = number(*fields, key);
     if (!v) return fail(v.error());
@@ -268,7 +270,7 @@ Result<void> bench_pipeline(const BenchOptions& options, const std::string& exe,
         .value = median(warm.intake_us),
         .baseline = median(cold.intake_us)});
   sink({.section = "pipeline",
-        .metric = "warm: shader module + layouts vs cold",
+        .metric = "warm: descriptor/pipeline layouts vs cold",
         .unit = "us",
         .value = median(warm.layout_us),
         .baseline = median(cold.layout_us)});
@@ -277,6 +279,12 @@ Result<void> bench_pipeline(const BenchOptions& options, const std::string& exe,
         .unit = "us",
         .value = median(warm.second_us),
         .baseline = median(cold.second_us)});
+  sink({.section = "pipeline",
+        .metric = "warm second kernel: layouts | pipeline (us)",
+        .unit = "us",
+        .value = median(warm.second_layout_us),
+        .text = vkn::format("{} | {}", format_number(median(warm.second_layout_us)),
+                            format_number(median(warm.second_pipeline_us)))});
   sink({.section = "pipeline",
         .metric = "PipelineCache::open warm (reads the file)",
         .unit = "us",
@@ -327,13 +335,15 @@ int pipeline_child(int argc, char** argv) {
   }
   const PipelineCacheStats s = (*cache)->stats();
   std::printf("%s phase=%s create_us=%.1f driver_us=%.1f hit=%d hits=%llu misses=%llu unknown=%llu open_us=%.1f "
-              "loaded_bytes=%llu persist_us=%.1f persisted_bytes=%llu intake_us=%.1f layout_us=%.1f second_us=%.1f\n",
+              "loaded_bytes=%llu persist_us=%.1f persisted_bytes=%llu intake_us=%.1f layout_us=%.1f second_us=%.1f "
+              "second_layout_us=%.1f second_pipeline_us=%.1f\n",
               std::string(kChildTag).c_str(), argv[1], create_us, (*kernel)->creation_ms() * 1000.0,
               (*kernel)->was_cache_hit() ? 1 : 0, static_cast<unsigned long long>(s.hits),
               static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.unknown), open_us,
               static_cast<unsigned long long>(s.loaded_bytes), persist_us,
               static_cast<unsigned long long>(s.persisted_bytes), (*kernel)->creation_times().intake_us,
-              (*kernel)->creation_times().layout_us, second_us);
+              (*kernel)->creation_times().layout_us, second_us, (*second)->creation_times().layout_us,
+              (*second)->creation_times().pipeline_us);
   std::fflush(stdout);
   return 0;
 }

@@ -115,6 +115,14 @@ Result<void> bench_size(Device& device, const SizeCase& size, const RowSink& sin
                       return stage_us + elapsed_us(t1);
                     },
                     {}};
+  Variant staged_down{[&]() -> Result<double> {
+                        const auto t0 = BenchClock::now();
+                        auto staged = stream.record_download_staged(*dev, 0, n);
+                        if (!staged) return fail(staged.error());
+                        if (auto r = stream.submit_and_wait(kTimeout); !r) return fail(r.error());
+                        return elapsed_us(t0);
+                      },
+                      {}};
   Variant raw_upload{[&] { return timed([&] { return raw_round_trip(*raw_up); }); }, {}};
   Variant stream_down{[&] { return timed([&] { return stream.download(*dev, 0, out, kTimeout); }); }, {}};
   Variant raw_download{[&] { return timed([&] { return raw_round_trip(*raw_down); }); }, {}};
@@ -131,7 +139,8 @@ Result<void> bench_size(Device& device, const SizeCase& size, const RowSink& sin
     parallel_memcpy(host_copy.data(), host.data(), n);
     return elapsed_us(t0);
   }};
-  Variant* all[] = {&stream_up, &staged_up, &raw_upload, &stream_down, &raw_download, &memcpy_one, &memcpy_parallel};
+  Variant* all[] = {&stream_up,    &staged_up,  &raw_upload,     &stream_down,
+                    &staged_down, &raw_download, &memcpy_one, &memcpy_parallel};
   for (int rep = -size.warmup; rep < size.reps; ++rep) {
     for (Variant* v : all) {
       auto us = v->run();
@@ -169,6 +178,11 @@ Result<void> bench_size(Device& device, const SizeCase& size, const RowSink& sin
         .metric = vkn::format("download {}, Stream::download vs raw copy", label),
         .unit = "GB/s",
         .value = median(stream_down.gbps),
+        .baseline = median(raw_download.gbps)});
+  sink({.section = "transfer",
+        .metric = vkn::format("download {}, zero-copy record+read in place vs raw", label),
+        .unit = "GB/s",
+        .value = median(staged_down.gbps),
         .baseline = median(raw_download.gbps)});
   sink({.section = "transfer",
         .metric = vkn::format("host memcpy {}: parallel_memcpy vs one thread", label),

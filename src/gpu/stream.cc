@@ -68,6 +68,7 @@ struct Stream::Slot {
     uint64_t bytes;
   };
   std::vector<Download> downloads;
+  bool has_host_reads = false;  // a staged download: the host reads staging after the batch
 };
 
 Stream::Stream(Device& device, const StreamOptions& options)
@@ -156,6 +157,7 @@ Result<Stream::Slot*> Stream::open_batch() {
   r = vkBeginCommandBuffer(s.cmd, &bi);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkBeginCommandBuffer"));
   s.commands = 0;
+  s.has_host_reads = false;
   open_ = &s;
   return open_;
 }
@@ -299,6 +301,20 @@ Result<void> Stream::record_download(const Buffer& src, uint64_t offset, std::sp
   return {};
 }
 
+Result<StagingSpan> Stream::record_download_staged(const Buffer& src, uint64_t offset, uint64_t bytes) {
+  if (bytes == 0) return fail(Errc::invalid_argument, "cannot download zero bytes");
+  if (auto r = src.check_range(offset, bytes); !r) return fail(r.error());
+  auto slot = open_batch();
+  if (!slot) return fail(slot.error());
+  auto staged = stage_in(**slot, bytes, true);
+  if (!staged) return fail(staged.error());
+  barrier_before_command(**slot);
+  const VkBufferCopy region{offset, staged->offset, bytes};
+  vkCmdCopyBuffer((*slot)->cmd, src.handle(), staged->buffer->handle(), 1, &region);
+  (*slot)->has_host_reads = true;
+  return staged;
+}
+
 void Stream::discard_open_batch() {
   if (open_ == nullptr) return;
   vkEndCommandBuffer(open_->cmd);
@@ -310,7 +326,7 @@ Result<Ticket> Stream::submit() {
   if (open_ == nullptr) return Ticket{next_serial_ - 1};
   Slot& s = *open_;
   open_ = nullptr;
-  if (!s.downloads.empty()) {
+  if (!s.downloads.empty() || s.has_host_reads) {
     VkMemoryBarrier b{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     b.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
     b.dstAccessMask = VK_ACCESS_HOST_READ_BIT;

@@ -301,6 +301,11 @@ RunSummary summarize(const SampleResult& r) {
   }
   s.params.push_back(summarize_param("lp__", r.lp, r.chains));
   for (size_t k = 0; k < r.num_params(); ++k) s.params.push_back(summarize_param(r.param_names[k], r.param_draws(k), r.chains));
+  s.min_ess_bulk = s.min_ess_tail = kNaN;
+  for (const auto& p : s.params) {
+    if (!std::isnan(p.ess_bulk) && !(p.ess_bulk >= s.min_ess_bulk)) s.min_ess_bulk = p.ess_bulk;
+    if (!std::isnan(p.ess_tail) && !(p.ess_tail >= s.min_ess_tail)) s.min_ess_tail = p.ess_tail;
+  }
   return s;
 }
 

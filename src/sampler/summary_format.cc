@@ -71,6 +71,9 @@ std::string format_summary_table(const RunSummary& s) {
                      s.mean_accept_stat, num(s.mean_step_size), s.mean_n_leapfrog, num(s.trajectory_length));
   out += vkn::format("Divergences: {}. Time: {:.2f} s warm-up, {:.2f} s sampling; {} gradient evaluations.\n",
                      s.divergences, s.warmup_seconds, s.sampling_seconds, s.gradient_evaluations);
+  out += vkn::format("Smallest ESS_bulk {}, ESS_tail {}", whole(s.min_ess_bulk), whole(s.min_ess_tail));
+  if (s.sampling_seconds > 0) out += vkn::format(" ({} ESS_bulk per sampling second)", num(s.min_ess_bulk / s.sampling_seconds));
+  out += ".\n";
   return out;
 }
 
@@ -84,6 +87,7 @@ std::string format_summary_json(const RunSummary& s) {
   out += vkn::format("\"divergences\":{},\"gradient_evaluations\":{},\"warmup_seconds\":{},\"sampling_seconds\":{},",
                      s.divergences, s.gradient_evaluations, json_number(s.warmup_seconds),
                      json_number(s.sampling_seconds));
+  out += vkn::format("\"min_ess_bulk\":{},\"min_ess_tail\":{},", json_number(s.min_ess_bulk), json_number(s.min_ess_tail));
   out += "\"params\":[";
   for (size_t i = 0; i < s.params.size(); ++i) {
     const auto& p = s.params[i];

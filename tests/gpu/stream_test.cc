@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
 #include <numeric>
 
 #include "testing/gpu_fixture.h"
@@ -144,6 +145,18 @@ TEST_F(StreamTest, ZeroCopyStagedUploadLandsInTheBuffer) {
   VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
   const auto out = read_buffer<uint8_t>(buf, 4096);
   for (uint64_t i = 0; i < 4096; ++i) ASSERT_EQ(out[i], static_cast<uint8_t>(i * 7));
+}
+
+TEST_F(StreamTest, ZeroCopyStagedDownloadIsReadableAfterTheWait) {
+  std::vector<uint32_t> data(1024);
+  for (uint32_t i = 0; i < 1024; ++i) data[i] = i * 2654435761u;
+  Buffer buf = make_buffer(data);
+  VKN_ASSERT_OK_AND_ASSIGN(staged, stream_->record_download_staged(buf, 512, 2048));
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  std::vector<uint32_t> got(512);
+  std::memcpy(got.data(), staged.data, 2048);
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin() + 128));
+  EXPECT_EQ(stream_->record_download_staged(buf, 4000, 200).error().code, Errc::invalid_argument);
 }
 
 TEST_F(StreamTest, SubmitWithNothingOpenIsAlreadyComplete) {

@@ -132,6 +132,7 @@ class Device {
  private:
   Device() = default;
   Result<void> create_logical_device();
+  void warm_up_driver();
 
   // Fixed after construction.
   std::shared_ptr<Instance> instance_;

@@ -84,6 +84,10 @@ class Stream {
   // `out` receives the bytes when a wait sees the batch complete.
   // Requires: `out` stays valid until then.
   [[nodiscard]] Result<void> record_download(const Buffer& src, uint64_t offset, std::span<std::byte> out);
+  // Zero-copy download: the bytes land in staging memory of this batch, readable through
+  // the returned span once a wait sees the batch complete, and until the next batch
+  // after it opens in the same slot (the stream's slot count later).
+  [[nodiscard]] Result<StagingSpan> record_download_staged(const Buffer& src, uint64_t offset, uint64_t bytes);
   // An explicit full barrier (needed only with auto_barriers off).
   void record_barrier();
   bool has_open_batch() const { return open_ != nullptr; }

@@ -49,6 +49,7 @@ struct RunSummary {
   std::string backend, fallback_reason;
   double mean_accept_stat = 0, mean_step_size = 0, mean_n_leapfrog = 0, trajectory_length = 0;
   uint64_t divergences = 0, gradient_evaluations = 0;
+  double min_ess_bulk = 0, min_ess_tail = 0;  // over all rows, lp__ included (NaN rows skipped)
   double warmup_seconds = 0, sampling_seconds = 0;
   std::vector<ParamSummary> params;  // lp__ first, then the model's outputs
 };

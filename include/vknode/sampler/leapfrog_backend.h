@@ -17,6 +17,17 @@
 //      uniform of (seed, c, t), the proposal is accepted iff !divergent and u < accept_stat.
 //   5. The state keeps the accepted (or old) q, lp, grad; iteration becomes t + 1.
 //      energy = H of the kept point with the momentum it ends with (H0 when rejected).
+//
+// Plugging in a GPU backend (from a layer above this one: vknode_sampler must not depend on
+// vknode_gpu): derive from LeapfrogBackend; build the fused kernel around
+// model.glsl({precision}) (vkn_log_density) and upload model.data_buffers() once; in advance(),
+// upload q/lp/grad/step_size/inv_metric of the states, run the iterations above for all chains
+// (several per dispatch when request.steps has several entries) drawing from the Philox streams
+// of src/sampler/philox.h, and write back the states, stats and the requested draws/proposals;
+// implement trajectories() too (the driver uses it for initial points and the step-size
+// heuristic; tree builders use it directly). Return node failures as they are: on an
+// is_fallback_error() code the driver restores its copy of the states and finishes the run on
+// the CPU, with the same random streams. Pass the backend to sample(model, config, &backend).
 #pragma once
 
 #include <cstddef>
