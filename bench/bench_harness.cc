@@ -23,7 +23,7 @@ using detail::BenchReport;
 using detail::BenchRow;
 using detail::RowSink;
 
-constexpr const char* kSections[] = {"init", "pipeline", "dispatch", "transfer"};
+constexpr const char* kSections[] = {"init", "pipeline", "dispatch", "transfer", "node"};
 
 // This binary, for re-executing it as the pipeline child: /proc/self/exe, else argv[0].
 Result<std::string> self_executable(const char* argv0) {
@@ -46,7 +46,7 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
   }
   if (selected.empty()) {
     return fail(Errc::invalid_argument,
-                vkn::format("--only '{}' matches no section (init, pipeline, dispatch, transfer)", options.only));
+                vkn::format("--only '{}' matches no section (init, pipeline, dispatch, transfer, node)", options.only));
   }
   if (!options.json_path.empty()) {  // fail before the run, not after it
     std::error_code ec;
@@ -81,8 +81,10 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
       r = exe ? detail::bench_pipeline(options, *exe, sink) : Result<void>(fail(exe.error()));
     } else if (section == "dispatch") {
       r = detail::bench_dispatch(options, **device, sink);
-    } else {
+    } else if (section == "transfer") {
       r = detail::bench_transfer(options, **device, sink);
+    } else {
+      r = detail::bench_node(options, sink);
     }
     if (!r) {
       Error e = r.error();

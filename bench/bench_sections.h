@@ -28,6 +28,10 @@ using RowSink = std::function<void(BenchRow)>;
 // Upload/download bandwidth through Stream vs raw vkCmdCopyBuffer.
 [[nodiscard]] Result<void> bench_transfer(const BenchOptions& options, Device& device, const RowSink& sink);
 
+// The node's overhead: with_node/exec round trips and tiny dispatches vs the core layer,
+// and exec throughput with 1, 4 and 16 callers. Starts (and stops) a node named "bench".
+[[nodiscard]] Result<void> bench_node(const BenchOptions& options, const RowSink& sink);
+
 // The child process of bench_pipeline; `args` are the words after "pipeline".
 int pipeline_child(int argc, char** argv);
 

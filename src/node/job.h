@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,8 @@ struct Job {
   ErasedJob fn;
   std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
   std::string client;
+
+  std::atomic<bool> finished{false};  // set with state == done, for callers that spin
 
   std::mutex mu;
   std::condition_variable cv;

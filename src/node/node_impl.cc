@@ -10,6 +10,18 @@ namespace vkn::detail {
 namespace {
 
 constexpr std::chrono::seconds kSyncTimeout{60};
+constexpr std::chrono::microseconds kCallerSpin{50};
+constexpr std::chrono::microseconds kWorkerSpin{50};
+// Spinning only pays where the waiting thread does not steal the worker's core.
+const bool kSpinCores = std::thread::hardware_concurrency() >= 4;
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
 
 std::optional<std::chrono::milliseconds> timeout_from_env() {
   const char* v = std::getenv("VKNODE_TIMEOUT_MS");
@@ -97,12 +109,19 @@ Result<void> NodeImpl::submit(const std::shared_ptr<Job>& job) {
                                                stopping_ ? "stopping" : to_string(health_)));
     }
     queue_.push_back(job);
+    queued_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   return {};
 }
 
 Result<void> NodeImpl::wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+  // Short jobs answer within microseconds: spin briefly before sleeping, where spare
+  // cores make spinning cheap, to save the wake-up.
+  if (kSpinCores) {
+    const auto spin_end = std::min(Clock::now() + kCallerSpin, deadline.value_or(Clock::time_point::max()));
+    while (!job->finished.load(std::memory_order_acquire) && Clock::now() < spin_end) spin_pause();
+  }
   std::unique_lock lock(job->mu);
   auto done = [&] { return job->state == JobState::done; };
   if (!deadline) {
@@ -133,6 +152,7 @@ void NodeImpl::finish_job(const std::shared_ptr<Job>& job, Result<void> result) 
   if (!job->abandoned && result) quarantine_.note_success(job->kernels);
   if (!result) job->error = result.error();
   job->state = JobState::done;
+  job->finished.store(true, std::memory_order_release);
   job->cv.notify_all();
 }
 
@@ -141,6 +161,7 @@ void NodeImpl::fail_queued(Errc code, const std::string& why) {
   {
     std::lock_guard lock(mu_);
     jobs.swap(queue_);
+    queued_.store(0, std::memory_order_release);
   }
   for (auto& job : jobs) finish_job(job, fail(code, why));
 }
@@ -190,7 +211,7 @@ Result<void> NodeImpl::bring_up() {
     if (auto r = kernels_->get_or_create(rec.spirv, rec.spec, rec.name); !r) return fail(r.error());
   }
   if (auto r = registry_.restore_after_reset(*device_, *stream_, kSyncTimeout); !r) return r;
-  publish_stats();
+  publish_stats(true);
   return {};
 }
 
@@ -289,6 +310,11 @@ bool NodeImpl::supervise_restart(const Error& why) {
 void NodeImpl::serve() {
   while (true) {
     std::shared_ptr<Job> job;
+    if (kSpinCores) {
+      // A caller that just got its answer often sends the next job at once.
+      const auto spin_end = Clock::now() + kWorkerSpin;
+      while (queued_.load(std::memory_order_acquire) == 0 && Clock::now() < spin_end) spin_pause();
+    }
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, options_.persist_interval,
@@ -302,6 +328,7 @@ void NodeImpl::serve() {
       }
       job = queue_.front();
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_release);
     }
     run_one(job);
     if (device_ == nullptr) return;  // recovery failed: the supervisor takes over
@@ -357,7 +384,7 @@ void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
       return;
     }
   }
-  publish_stats();
+  publish_stats(false);
 }
 
 Result<void> NodeImpl::submit_and_wait() {
@@ -403,22 +430,30 @@ void NodeImpl::maybe_persist(bool force) {
   }
 }
 
-void NodeImpl::publish_stats() {
-  NodeStatus s;
-  s.device_name = device_->info().name;
-  s.device_uuid = uuid_string(device_->info().device_uuid);
+void NodeImpl::publish_stats(bool device_changed) {
+  // Strings change only with the device; the per-job refresh copies numbers alone.
+  std::string name, uuid, path;
+  if (device_changed) {
+    name = device_->info().name;
+    uuid = uuid_string(device_->info().device_uuid);
+    path = pipeline_cache_->path().string();
+  }
+  const PipelineCacheStats ps = pipeline_cache_->stats();
+  std::lock_guard lock(mu_);
+  NodeStatus& s = published_;
+  if (device_changed) {
+    s.device_name = std::move(name);
+    s.device_uuid = std::move(uuid);
+    s.cache_path = std::move(path);
+  }
   s.registry_bytes = registry_.bytes_in_use();
   s.registry_budget = registry_.budget();
   s.buffer_count = registry_.size();
   s.kernel_count = kernels_->size();
-  const PipelineCacheStats ps = pipeline_cache_->stats();
   s.cache_hits = ps.hits;
   s.cache_misses = ps.misses;
   s.cache_bytes = ps.persisted_bytes ? ps.persisted_bytes : ps.loaded_bytes;
-  s.cache_path = pipeline_cache_->path().string();
   s.validation_errors = device_->validation_error_count();
-  std::lock_guard lock(mu_);
-  published_ = std::move(s);
 }
 
 NodeStatus NodeImpl::status() {

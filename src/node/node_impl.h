@@ -77,7 +77,7 @@ class NodeImpl {
   void finish_job(const std::shared_ptr<Job>& job, Result<void> result);
   void fail_queued(Errc code, const std::string& why);
   void maybe_persist(bool force);
-  void publish_stats();
+  void publish_stats(bool device_changed);
   void set_health(NodeHealth h);
   void wake();
   bool supervise_restart(const Error& why);
@@ -105,6 +105,7 @@ class NodeImpl {
   std::atomic<uint64_t> restarts_{0}, device_resets_{0};
   std::atomic<bool> crash_requested_{false};
   std::atomic<bool> finished_{false};
+  std::atomic<size_t> queued_{0};  // mirrors queue_.size() for the worker's lock-free spin
   std::atomic<uint32_t> init_failures_left_{0};
 
   // Worker thread only.

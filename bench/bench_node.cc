@@ -1,0 +1,210 @@
+// The node section of `vknode bench`: what the node adds on top of the core layer.
+//   - with_node no-op round trip vs a bare mutex + condition-variable hand-off to a
+//     worker thread (the least any queue-to-one-thread design can cost);
+//   - a tiny dispatch (fill_u32 of 64 words) through exec and through with_node vs the
+//     same dispatch through the core layer's Stream on its own device;
+//   - exec throughput with 1, 4 and 16 concurrent callers.
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "bench_report.h"
+#include "bench_sections.h"
+#include "util/strformat.h"
+#include "vknode/gpu/buffer.h"
+#include "vknode/gpu/builtin_kernels.h"
+#include "vknode/gpu/device.h"
+#include "vknode/gpu/kernel_cache.h"
+#include "vknode/gpu/stream.h"
+#include "vknode/node/node.h"
+
+namespace vkn::detail {
+namespace {
+
+constexpr std::chrono::seconds kTimeout{60};
+constexpr uint32_t kWords = 64;
+
+// The baseline hand-off: one worker thread, a queue, a mutex and condition variables.
+class Handoff {
+ public:
+  Handoff() : worker_([this] { loop(); }) {}
+  ~Handoff() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  void run(const std::function<void()>& fn) {
+    bool done = false;
+    std::condition_variable done_cv;
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back([&] {
+        fn();
+        std::lock_guard l(mu_);
+        done = true;
+        done_cv.notify_one();
+      });
+    }
+    cv_.notify_one();
+    std::unique_lock lock(mu_);
+    done_cv.wait(lock, [&] { return done; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+template <typename F>
+Result<std::vector<double>> sample(int n, F&& op) {
+  std::vector<double> us;
+  us.reserve(n);
+  for (int i = -n / 10; i < n; ++i) {
+    const auto t0 = BenchClock::now();
+    if (auto r = op(); !r) return fail(r.error());
+    if (i >= 0) us.push_back(elapsed_us(t0));
+  }
+  return us;
+}
+
+std::vector<std::byte> fill_push() {
+  const FillPush push{kWords, 7};
+  auto b = std::as_bytes(std::span(&push, 1));
+  return {b.begin(), b.end()};
+}
+
+Program tiny_program() {
+  Program p;
+  p.dispatch(builtin_kernel_id(BuiltinKernel::fill_u32), {{0, "bench.tiny"}}, fill_push(), {1, 1, 1});
+  return p;
+}
+
+Result<std::vector<double>> core_dispatch(const BenchOptions& options, int n) {
+  auto device = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
+  if (!device) return fail(device.error());
+  auto stream = Stream::create(**device);
+  if (!stream) return fail(stream.error());
+  auto buffer = Buffer::create(**device, kWords * 4);
+  if (!buffer) return fail(buffer.error());
+  KernelCache kernels(**device, nullptr);
+  auto kernel = kernels.get_or_create(builtin_spirv(BuiltinKernel::fill_u32));
+  if (!kernel) return fail(kernel.error());
+  const auto push = fill_push();
+  const BufferBinding b[] = {{0, &*buffer}};
+  return sample(n, [&]() -> Result<void> {
+    if (auto r = (*stream)->record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
+    return (*stream)->submit_and_wait(kTimeout);
+  });
+}
+
+// Programs per second from `callers` threads each running `per_caller` tiny execs.
+Result<double> throughput(const CallOptions& call, int callers, int per_caller) {
+  std::atomic<int> failures{0};
+  const Program p = tiny_program();
+  const auto t0 = BenchClock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < callers; ++c) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < per_caller; ++i) {
+        if (!exec(p, call)) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failures.load() > 0) return fail(Errc::job_failed, vkn::format("{} execs failed", failures.load()));
+  return callers * per_caller / (elapsed_us(t0) / 1e6);
+}
+
+}  // namespace
+
+Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
+  const int n = options.quick ? 300 : 3000;
+  NodeOptions node_options;
+  node_options.name = "bench";
+  node_options.device_selector = options.device_selector;
+  node_options.persist_pipeline_cache = false;
+  if (auto r = start(node_options); !r) return r;
+  struct StopAtExit {
+    ~StopAtExit() { (void)stop("bench"); }
+  } stop_at_exit;
+  CallOptions call;
+  call.node = "bench";
+  call.timeout = kTimeout;
+  if (auto r = create_buffer("bench.tiny", {kWords * 4}, call); !r) return r;
+
+  Handoff handoff;
+  auto bare = sample(n, [&]() -> Result<void> {
+    handoff.run([] {});
+    return {};
+  });
+  auto noop = sample(n, [&]() { return with_node([](Context&) {}, call); });
+  if (!bare || !noop) return fail(bare ? noop.error() : bare.error());
+  sink({.section = "node", .metric = vkn::format("with_node no-op p50 vs mutex+cv hand-off, n={}", n), .unit = "us",
+        .value = median(*noop), .baseline = median(*bare)});
+  sink({.section = "node", .metric = "with_node no-op p99 vs mutex+cv hand-off", .unit = "us",
+        .value = percentile(*noop, 99), .baseline = percentile(*bare, 99)});
+
+  auto core = core_dispatch(options, n);
+  if (!core) return fail(core.error());
+  const Program tiny = tiny_program();
+  auto via_exec = sample(n, [&]() -> Result<void> {
+    auto r = exec(tiny, call);
+    if (!r) return fail(r.error());
+    return {};
+  });
+  if (!via_exec) return fail(via_exec.error());
+  const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
+  const auto push = fill_push();
+  auto via_with_node = sample(n, [&]() {
+    return with_node([&](Context& ctx) -> Result<void> {
+      auto kernel = ctx.kernel(fill);
+      if (!kernel) return fail(kernel.error());
+      auto buffer = ctx.buffers().get("bench.tiny");
+      if (!buffer) return fail(buffer.error());
+      const BufferBinding b[] = {{0, *buffer}};
+      if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
+      return ctx.submit_and_wait();
+    }, call);
+  });
+  if (!via_with_node) return fail(via_with_node.error());
+  for (const auto& [label, samples] : {std::pair{"exec", &*via_exec}, std::pair{"with_node", &*via_with_node}}) {
+    sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
+          .value = median(*samples), .baseline = median(*core)});
+    sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
+          .value = percentile(*samples, 99), .baseline = percentile(*core, 99)});
+  }
+
+  const int per = options.quick ? 50 : 500;
+  auto one = throughput(call, 1, per);
+  if (!one) return fail(one.error());
+  for (int callers : {1, 4, 16}) {
+    auto t = callers == 1 ? one : throughput(call, callers, per / callers * 4);
+    if (!t) return fail(t.error());
+    sink({.section = "node", .metric = vkn::format("exec throughput, {} callers vs 1 caller", callers),
+          .unit = "ops/s", .value = *t, .baseline = *one});
+  }
+  return {};
+}
+
+}  // namespace vkn::detail
