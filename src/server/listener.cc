@@ -1,5 +1,6 @@
 #include "server/listener.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -98,10 +99,33 @@ Result<Listener> Listener::open(const ListenerOptions& options) {
   return Listener(std::move(*fd), std::move(*lock), path);
 }
 
+Result<Listener> Listener::adopt(int fd) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof(addr);
+  int type = 0, listening = 0;
+  socklen_t ilen = sizeof(int);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX ||
+      addr.sun_path[0] == '\0' || ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 || type != SOCK_STREAM ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || !listening) {
+    return fail(Errc::invalid_argument, "the inherited descriptor is not a listening Unix stream socket");
+  }
+  std::filesystem::path path(std::string(addr.sun_path, strnlen(addr.sun_path, sizeof(addr.sun_path))));
+  auto lock = FileLock::acquire(posix_file_ops(), path.native() + ".lock", std::chrono::milliseconds(0));
+  if (!lock) {
+    if (lock.error().code == Errc::timeout) {
+      return fail(Errc::already_exists, "another daemon holds the socket's lock", path.native() + ".lock");
+    }
+    return fail(lock.error());
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return Listener(protocol::UniqueFd(fd), std::move(*lock), path, false);
+}
+
 void Listener::close() {
   if (!fd_.is_open()) return;
   fd_.reset();
-  ::unlink(path_.c_str());
+  if (owns_path_) ::unlink(path_.c_str());
   lock_.reset();
 }
 

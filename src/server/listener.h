@@ -29,6 +29,10 @@ class Listener {
   // Errors: already_exists when another daemon holds the lock or answers on the
   // socket, or the path is not a socket; invalid_argument; io_error.
   [[nodiscard]] static Result<Listener> open(const ListenerOptions& options);
+  // Takes over a listening socket handed over by systemd (socket activation): takes
+  // the lock, never removes the socket (systemd owns it). Errors: invalid_argument
+  // when `fd` is not a listening Unix stream socket with a path; already_exists.
+  [[nodiscard]] static Result<Listener> adopt(int fd);
 
   Listener(Listener&&) noexcept = default;
   Listener& operator=(Listener&&) noexcept = default;
@@ -42,12 +46,13 @@ class Listener {
   void close();
 
  private:
-  Listener(protocol::UniqueFd fd, FileLock lock, std::filesystem::path path)
-      : fd_(std::move(fd)), lock_(std::move(lock)), path_(std::move(path)) {}
+  Listener(protocol::UniqueFd fd, FileLock lock, std::filesystem::path path, bool owns_path = true)
+      : fd_(std::move(fd)), lock_(std::move(lock)), path_(std::move(path)), owns_path_(owns_path) {}
 
   protocol::UniqueFd fd_;
   std::optional<FileLock> lock_;
   std::filesystem::path path_;
+  bool owns_path_ = true;
 };
 
 }  // namespace vkn::server

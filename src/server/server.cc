@@ -42,7 +42,7 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
   lo.path = *path;
   lo.mode = options.socket_mode;
   lo.group = options.socket_group;
-  auto listener = Listener::open(lo);
+  auto listener = options.inherited_listen_fd >= 0 ? Listener::adopt(options.inherited_listen_fd) : Listener::open(lo);
   if (!listener) return fail(listener.error());
 
   std::unique_ptr<Backend> backend;

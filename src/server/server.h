@@ -26,6 +26,8 @@ namespace vkn::server {
 
 struct ServerOptions {
   std::string socket_path;          // empty: see protocol::server_socket_path
+  // A listening socket inherited from systemd (socket activation); -1: bind our own.
+  int inherited_listen_fd = -1;
   mode_t socket_mode = 0660;
   std::optional<gid_t> socket_group;
   // Durable-buffer snapshots. Empty: $VKNODE_STATE_DIR, else /var/lib/vknode as root,

@@ -220,6 +220,23 @@ TEST_F(LifecycleTest, PathThatIsNotASocketIsLeftAlone) {
   EXPECT_EQ(content, "precious");
 }
 
+TEST_F(LifecycleTest, InheritedSocketIsServedAndLeftInPlace) {
+  // As systemd's socket activation hands it over.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, socket().c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  ServerOptions o = options();
+  o.inherited_listen_fd = fd;
+  start_server(o);
+  VKN_ASSERT_OK_AND_ASSIGN(client, connect());
+  VKN_ASSERT_OK(client->ping());
+  stop_server();
+  EXPECT_TRUE(std::filesystem::exists(socket()));  // systemd's to remove
+}
+
 TEST_F(LifecycleTest, NoDaemonIsNodeDead) {
   auto c = connect();
   ASSERT_FALSE(c);

@@ -2,6 +2,7 @@
 // admin's shutdown (see docs/daemon.md).
 #include <grp.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -96,6 +97,15 @@ int serve_command(Args args) {
       std::fprintf(stderr, "vknode serve: unknown or incomplete option '%s'\n\n%s", args[i], kServeHelp);
       return kExitUsage;
     }
+  }
+  // systemd socket activation (packaging/vknode.socket): the socket is fd 3.
+  if (const char* pid = std::getenv("LISTEN_PID"); pid != nullptr && std::atol(pid) == ::getpid()) {
+    if (const char* fds = std::getenv("LISTEN_FDS"); fds != nullptr && std::atoi(fds) >= 1) {
+      options.inherited_listen_fd = 3;
+    }
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
   }
   // Signals go to one thread (sigwait), blocked everywhere else, so the daemon's
   // threads (and the node's) never run a handler.
