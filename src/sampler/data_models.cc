@@ -1,5 +1,6 @@
 // The data-bearing built-ins: logistic regression and non-centred eight schools. Data are
 // rounded to f32 on construction (see model.h) and read by the GLSL from storage buffers.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -35,7 +36,8 @@ std::string data_blocks(const std::vector<DataBuffer>& buffers, const GlslOption
 class LogisticRegression final : public Model {
  public:
   LogisticRegression(size_t d, std::vector<float> x, std::vector<float> y, double prior_sd)
-      : d_(d), n_(y.size()), x_(std::move(x)), y_(std::move(y)), inv_var_(1.0 / (prior_sd * prior_sd)),
+      : d_(d), n_(y.size()), x_(std::move(x)), y_(std::move(y)),
+        inv_var_(1.0 / (prior_sd * prior_sd)),
         c0_(-static_cast<double>(d) * (std::log(prior_sd) + detail::kLogSqrtTwoPi)), prior_sd_(prior_sd) {}
 
   size_t dimension() const override { return d_; }
@@ -54,9 +56,10 @@ class LogisticRegression final : public Model {
       const float* row = &x_[n * d_];
       double eta = 0;
       for (size_t j = 0; j < d_; ++j) eta += row[j] * q[j];
-      const double yn = y_[n];
-      lp += yn * eta - detail::log1p_exp(eta);
-      const double r = yn - detail::logistic(eta);
+      // One exp gives both log(1 + exp(eta)) and logistic(eta).
+      const double e = std::exp(-std::abs(eta)), yn = y_[n];
+      lp += yn * eta - (std::max(eta, 0.0) + std::log1p(e));
+      const double r = yn - (eta >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
       for (size_t j = 0; j < d_; ++j) grad[j] += r * row[j];
     }
     return std::isnan(lp) ? kNegInf : lp;
@@ -76,9 +79,10 @@ class LogisticRegression final : public Model {
   for (int n = 0; n < VKN_N; ++n) {{
     REAL eta = 0.0LF;
     for (int j = 0; j < VKN_DIM; ++j) eta += REAL(vkn_X[n * VKN_DIM + j]) * q[j];
+    REAL e = vkn_exp(-abs(eta));
     REAL yn = REAL(vkn_y[n]);
-    lp += yn * eta - vkn_log1p_exp(eta);
-    REAL r = yn - vkn_logistic(eta);
+    lp += yn * eta - (max(eta, 0.0LF) + vkn_log1p(e));
+    REAL r = yn - (eta >= 0.0LF ? 1.0LF / (1.0LF + e) : e / (1.0LF + e));
     for (int j = 0; j < VKN_DIM; ++j) grad[j] += r * REAL(vkn_X[n * VKN_DIM + j]);
   }}
   return lp;
