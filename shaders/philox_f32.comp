@@ -36,9 +36,11 @@ void main() {
     // u1 in (0, 1] keeps log() finite.
     const float r0 = sqrt(-2.0 * log(to_unit(r.x) + 1.0 / 16777216.0));
     const float r1 = sqrt(-2.0 * log(to_unit(r.z) + 1.0 / 16777216.0));
+    // Angles in [-pi, pi), where GLSL bounds sin/cos to an absolute error of 2^-11.
     const float tau = 6.28318530717958647692;
-    v = vec4(r0 * cos(tau * to_unit(r.y)), r0 * sin(tau * to_unit(r.y)),
-             r1 * cos(tau * to_unit(r.w)), r1 * sin(tau * to_unit(r.w)));
+    const float a0 = tau * (to_unit(r.y) - 0.5);
+    const float a1 = tau * (to_unit(r.w) - 0.5);
+    v = vec4(r0 * cos(a0), r0 * sin(a0), r1 * cos(a1), r1 * sin(a1));
   } else {
     v = vec4(to_unit(r.x), to_unit(r.y), to_unit(r.z), to_unit(r.w));
   }

@@ -74,8 +74,10 @@ std::vector<float> philox_reference(const PhiloxPush& push) {
     if (push.mode == 1) {
       const float r0 = std::sqrt(-2.0f * std::log(to_unit(r[0]) + 1.0f / 16777216.0f));
       const float r1 = std::sqrt(-2.0f * std::log(to_unit(r[2]) + 1.0f / 16777216.0f));
-      v = {r0 * static_cast<float>(std::cos(kTau * to_unit(r[1]))), r0 * static_cast<float>(std::sin(kTau * to_unit(r[1]))),
-           r1 * static_cast<float>(std::cos(kTau * to_unit(r[3]))), r1 * static_cast<float>(std::sin(kTau * to_unit(r[3])))};
+      const double a0 = kTau * (to_unit(r[1]) - 0.5f);
+      const double a1 = kTau * (to_unit(r[3]) - 0.5f);
+      v = {r0 * static_cast<float>(std::cos(a0)), r0 * static_cast<float>(std::sin(a0)),
+           r1 * static_cast<float>(std::cos(a1)), r1 * static_cast<float>(std::sin(a1))};
     } else {
       v = {to_unit(r[0]), to_unit(r[1]), to_unit(r[2]), to_unit(r[3])};
     }

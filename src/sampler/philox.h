@@ -68,16 +68,17 @@ inline std::array<float, 4> philox_uniform4(PhiloxCounter c, PhiloxKey k) {
 }
 
 // Box-Muller on words (0, 1) and (2, 3), written exactly as philox_reference does: the radius in
-// float with u1 shifted into (0, 1], the angle's cos/sin in double, rounded to float.
+// float with u1 shifted into (0, 1], the angle tau * (u2 - 0.5) in [-pi, pi) (where GLSL bounds
+// sin/cos to 2^-11 absolute error), its cos/sin in double, rounded to float.
 inline std::array<float, 4> philox_normal4(PhiloxCounter c, PhiloxKey k) {
   constexpr double kTau = 6.28318530717958647692;
   const PhiloxCounter r = philox4x32_10(c, k);
   const float r0 = std::sqrt(-2.0f * std::log(philox_unit(r[0]) + 1.0f / 16777216.0f));
   const float r1 = std::sqrt(-2.0f * std::log(philox_unit(r[2]) + 1.0f / 16777216.0f));
-  return {r0 * static_cast<float>(std::cos(kTau * philox_unit(r[1]))),
-          r0 * static_cast<float>(std::sin(kTau * philox_unit(r[1]))),
-          r1 * static_cast<float>(std::cos(kTau * philox_unit(r[3]))),
-          r1 * static_cast<float>(std::sin(kTau * philox_unit(r[3])))};
+  const double a0 = kTau * (philox_unit(r[1]) - 0.5f);
+  const double a1 = kTau * (philox_unit(r[3]) - 0.5f);
+  return {r0 * static_cast<float>(std::cos(a0)), r0 * static_cast<float>(std::sin(a0)),
+          r1 * static_cast<float>(std::cos(a1)), r1 * static_cast<float>(std::sin(a1))};
 }
 
 }  // namespace vkn::sampler
