@@ -56,9 +56,18 @@ TEST(HmcTest, RecoversIidNormalMeanAndVariance) {
   EXPECT_TRUE(r.fallback_reason.empty());
   const auto s = summarize(r);
   EXPECT_EQ(s.divergences, 0u);
-  EXPECT_NEAR(s.mean_accept_stat, 0.8, 0.1);
-  // The adapted metric approaches the posterior variance (4).
-  for (double m : r.inv_metric[0]) EXPECT_NEAR(m, 4.0, 1.5);
+  // Dual averaging aims at 0.8 during warm-up; sampling with exp(x_bar), the smaller averaged
+  // step size, accepts more (about 0.9 on Gaussians, as in Stan).
+  EXPECT_GT(s.mean_accept_stat, 0.7);
+  EXPECT_LT(s.mean_accept_stat, 0.97);
+  // The adapted metric estimates the posterior variance (4) from one window of 225
+  // autocorrelated warm-up draws per chain: within a factor 2.5.
+  for (const auto& metric : r.inv_metric) {
+    for (double m : metric) {
+      EXPECT_GT(m, 4.0 / 2.5);
+      EXPECT_LT(m, 4.0 * 2.5);
+    }
+  }
   for (const auto& p : s.params) EXPECT_GT(p.ess_bulk, 200) << p.name;
 }
 
