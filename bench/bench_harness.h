@@ -8,6 +8,8 @@
 //             spinning and blocking, vs a pre-recorded raw command buffer
 //   transfer  upload/download GB/s at 4 KiB, 1 MiB and 256 MiB through Stream (copying
 //             and zero-copy staged) vs a raw vkCmdCopyBuffer with a blocking fence wait
+//   node      with_node / exec round trips and tiny dispatches vs a mutex+cv hand-off and
+//             the core Stream; exec throughput with 1, 4 and 16 callers
 // See docs/benchmarks.md for what each figure means and recorded results.
 // Thread-compatible: call from one thread; it creates and destroys its own Devices.
 #pragma once
@@ -23,7 +25,7 @@ struct BenchOptions {
   bool quick = false;
   // Also write the results as JSON to this file when non-empty (its directory must exist).
   std::string json_path;
-  // Run only the sections whose name contains this ("init", "pipeline", "dispatch", "transfer").
+  // Run only the sections whose name contains this ("init", "pipeline", "dispatch", "transfer", "node").
   std::string only;
 };
 
