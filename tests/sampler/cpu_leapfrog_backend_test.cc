@@ -130,8 +130,9 @@ TEST(CpuLeapfrogBackendTest, DivergentTrajectoriesStopAndAreRejected) {
 // A "GPU" that runs on the CPU for its first `healthy_calls` calls and then fails.
 class FlakyBackend final : public LeapfrogBackend {
  public:
-  FlakyBackend(const Model& model, int healthy_calls, Errc failure)
-      : inner_(std::move(*CpuLeapfrogBackend::create(model, 1))), healthy_(healthy_calls), failure_(failure) {}
+  FlakyBackend(const Model& model, int healthy_calls, Errc failure, bool fail_trajectories = false)
+      : inner_(std::move(*CpuLeapfrogBackend::create(model, 1))), healthy_(healthy_calls), failure_(failure),
+        fail_trajectories_(fail_trajectories) {}
   std::string_view name() const override { return "flaky"; }
   Result<void> advance(std::span<ChainState> states, const AdvanceRequest& request, AdvanceOutput& out) override {
     if (calls_++ >= healthy_) {
@@ -141,6 +142,7 @@ class FlakyBackend final : public LeapfrogBackend {
     return inner_->advance(states, request, out);
   }
   Result<TrajectoryBatch> trajectories(const TrajectoryRequest& request) override {
+    if (fail_trajectories_) return fail(failure_, "injected fault in trajectories");
     return inner_->trajectories(request);
   }
   int calls() const { return calls_; }
@@ -149,6 +151,7 @@ class FlakyBackend final : public LeapfrogBackend {
   std::unique_ptr<CpuLeapfrogBackend> inner_;
   int healthy_, calls_ = 0;
   Errc failure_;
+  bool fail_trajectories_;
 };
 
 SamplerConfig fallback_config() {
@@ -181,6 +184,18 @@ TEST(CpuLeapfrogBackendTest, RunFinishesOnTheCpuWhenTheNodeIsLost) {
       EXPECT_EQ(r->lp, reference->lp);
     }
   }
+}
+
+TEST(CpuLeapfrogBackendTest, FailingTrajectoriesFallBackAtStartUp) {
+  auto model = must(make_gamma(3, 2.0, 1.0));
+  auto reference = sample(*model, fallback_config());
+  ASSERT_TRUE(reference.has_value());
+  FlakyBackend flaky(*model, 1000, Errc::device_lost, /*fail_trajectories=*/true);
+  auto r = sample(*model, fallback_config(), &flaky);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(flaky.calls(), 0);  // never used after the first failure
+  EXPECT_NE(r->fallback_reason.find("injected fault in trajectories"), std::string::npos);
+  EXPECT_EQ(r->values, reference->values);
 }
 
 TEST(CpuLeapfrogBackendTest, OtherBackendErrorsEndTheRun) {
