@@ -36,6 +36,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
+  // The node's name in this process (for in-process comparisons); empty for fakes.
+  virtual std::string node_name() const { return {}; }
   // One entry per device node.
   virtual std::vector<NodeStatus> status() = 0;
   virtual bool is_ready() = 0;

@@ -33,7 +33,7 @@ class NodeBackend final : public Backend {
   Result<std::vector<DurableImage>> durable_images(Timeout timeout) override;
   void stop() override;
 
-  const std::string& node_name() const { return name_; }
+  std::string node_name() const override { return name_; }
 
  private:
   explicit NodeBackend(std::string name) : name_(std::move(name)) {}

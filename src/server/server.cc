@@ -67,6 +67,7 @@ Result<void> Server::run() { return impl_->run(); }
 void Server::request_stop() { impl_->request_stop(); }
 const std::filesystem::path& Server::socket_path() const { return impl_->socket_path(); }
 const std::filesystem::path& Server::snapshot_path() const { return impl_->snapshot_path(); }
+std::string Server::node_name() const { return impl_->node_name(); }
 
 Server::Impl::Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend,
                    std::filesystem::path snapshot)

@@ -70,6 +70,8 @@ class Server {
 
   const std::filesystem::path& socket_path() const;
   const std::filesystem::path& snapshot_path() const;
+  // The name of the daemon's node in this process (see vkn::CallOptions::node).
+  std::string node_name() const;
 
   class Impl;
 

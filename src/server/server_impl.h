@@ -36,6 +36,7 @@ class Server::Impl {
 
   const std::filesystem::path& socket_path() const { return socket_path_; }
   const std::filesystem::path& snapshot_path() const { return snapshot_path_; }
+  std::string node_name() const { return backend_->node_name(); }
 
  private:
   // A queued request, or system work (session cleanup, snapshot).

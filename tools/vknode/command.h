@@ -27,6 +27,7 @@ int buffers_command(Args args);
 int kernels_command(Args args);
 int cache_command(Args args);
 int stop_command(Args args);
+int bench_daemon_command(Args args);
 
 // True when args holds --help or -h.
 bool wants_help(Args args);

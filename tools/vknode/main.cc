@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "  kernels     the kernels you may dispatch through the daemon\n"
     "  cache       path|persist|clear: the pipeline cache on disk\n"
     "  stop        ask the daemon to stop gracefully\n"
+    "  bench-daemon  the daemon's overhead beside in-process (ping, dispatch, transfers, 16 clients)\n"
     "\n"
     "Run 'vknode <command> --help' for a command's options.\n"
     "Exit codes: 0 success, 1 failure, 2 bad usage, 3 no daemon running.\n";
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   if (command == "kernels") return kernels_command(rest);
   if (command == "cache") return cache_command(rest);
   if (command == "stop") return stop_command(rest);
+  if (command == "bench-daemon") return bench_daemon_command(rest);
   std::fprintf(stderr, "vknode: unknown command '%s'\n\n%s", argv[1], kUsage);
   return kExitUsage;
 }
