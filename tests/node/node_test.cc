@@ -1,6 +1,8 @@
 #include "vknode/node/node.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/device.h"
 #include "vknode/gpu/kernel_cache.h"
+#include "vknode/gpu/pipeline_cache.h"
 #include "vknode/gpu/stream.h"
 
 namespace vkn {
@@ -418,6 +421,53 @@ TEST_F(NodeTest, SupervisorRetriesFailedInitialisationThenGivesUp) {
   EXPECT_EQ(with_node([](Context&) {}, call_).error().code, Errc::node_dead);
   EXPECT_EQ(status(name_)->health, NodeHealth::down);
   EXPECT_TRUE(start(options()).has_value());  // a node that gave up can be replaced
+}
+
+TEST_F(NodeTest, ASecondProcessStartsWarmFromTheFirstOnesCache) {
+  start_node(options());
+  ASSERT_TRUE(register_kernel(builtin_spirv(BuiltinKernel::axpy_f32), {}, "axpy", call_).has_value());
+  ASSERT_TRUE(stop(name_).has_value());  // persists the pipeline cache and the kernel layouts
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // The second process: a fresh node on the same cache directory.
+    close(fds[0]);
+    NodeOptions o = options();
+    int code = 1;
+    if (start(o)) {
+      auto s = status(o.name);
+      auto rebuilt = with_node([](Context& ctx) {
+        return ctx.pipeline_cache().stats();
+      }, CallOptions{o.name, {}, {}});
+      if (s && rebuilt) {
+        const std::string line = std::to_string(s->cache_hits) + " " + std::to_string(s->cache_misses) + " " +
+                                 std::to_string(rebuilt->loaded_bytes) + " " + std::to_string(rebuilt->layouts);
+        code = write(fds[1], line.data(), line.size()) == static_cast<ssize_t>(line.size()) ? 0 : 1;
+      }
+      (void)stop(o.name);
+    }
+    _exit(code);
+  }
+  close(fds[1]);
+  char buf[128] = {};
+  const ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "child failed";
+  ASSERT_GT(n, 0);
+  unsigned long long hits = 0, misses = 0, loaded = 0, layouts = 0;
+  ASSERT_EQ(std::sscanf(buf, "%llu %llu %llu %llu", &hits, &misses, &loaded, &layouts), 4) << buf;
+  EXPECT_GT(loaded, 0u) << "the second process did not load the first one's pipeline cache";
+  EXPECT_GE(layouts, all_builtin_kernels().size()) << "kernel layouts were not carried over";
+  if (loaded > 32) {
+    // The driver keeps pipelines in its cache (NVIDIA does; lavapipe 22.3 does not):
+    // then the second process compiles nothing it had before.
+    EXPECT_GE(hits, all_builtin_kernels().size());
+    EXPECT_EQ(misses, 0u);
+  }
 }
 
 TEST_F(NodeTest, RegisteredKernelsSurviveAndPipelineCachePersistsAtStop) {
