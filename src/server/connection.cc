@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "protocol/codec.h"
@@ -93,12 +95,23 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
   }
 }
 
-void Connection::queue(protocol::OutgoingFrame frame) {
+Connection::SendState Connection::send(protocol::OutgoingFrame frame) {
+  std::lock_guard lock(out_mu_);
+  if (closed_) return SendState::dropped;
   out_bytes_ += frame.size();
   out_.push_back(std::move(frame));
+  if (out_.size() > 1) return SendState::queued;  // behind earlier output
+  if (auto r = flush_locked(); !r) return SendState::broken;
+  return out_.empty() ? SendState::sent : SendState::queued;
 }
 
 Result<void> Connection::flush() {
+  std::lock_guard lock(out_mu_);
+  if (closed_) return {};
+  return flush_locked();
+}
+
+Result<void> Connection::flush_locked() {
   while (!out_.empty()) {
     protocol::OutgoingFrame& f = out_.front();
     auto sent = protocol::send_some(fd_.get(), f, out_offset_);
@@ -112,6 +125,24 @@ Result<void> Connection::flush() {
     }
   }
   return {};
+}
+
+bool Connection::has_output() const {
+  std::lock_guard lock(out_mu_);
+  return !out_.empty();
+}
+
+uint64_t Connection::output_bytes() const {
+  std::lock_guard lock(out_mu_);
+  return out_bytes_;
+}
+
+void Connection::mark_closed() {
+  std::lock_guard lock(out_mu_);
+  closed_ = true;
+  out_.clear();
+  out_bytes_ = 0;
+  ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
 }  // namespace vkn::server

@@ -1,15 +1,21 @@
-// Connection: one client's socket on the daemon's I/O thread. Reads frames
-// incrementally (header, then payload, never past the end of the current frame, so
-// each frame's descriptors are known), keeps the frames it owes the client in an
-// output queue, and sends them as the socket accepts them. Buffers at most one
-// partial incoming frame; the server stops reading a connection whose output or
-// queued work grows past its limits. Used by the I/O thread only (not thread-safe).
+// Connection: one client's socket. The I/O thread reads frames incrementally
+// (header, then payload, never past the end of the current frame, so each frame's
+// descriptors are known); it buffers at most one partial incoming frame, and stops
+// reading a connection whose output or queued work grows past its limits. Replies
+// go out from any thread: a worker sends its reply straight to the socket when
+// nothing is queued ahead of it (saving a hop through the I/O thread), else queues
+// it for the I/O thread to flush when the socket has room.
+// Reading and the fields marked "I/O thread" are for the I/O thread only; output is
+// guarded by an internal mutex; shared by shared_ptr so a worker's reply can
+// outlive the I/O thread's interest in it.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,20 +55,27 @@ class Connection {
   // Errors: FrameError for bad headers, descriptors or attachments and socket errors.
   std::expected<ReadState, FrameError> read(protocol::IncomingFrame* out);
 
-  // --- Writing. ---
-  void queue(protocol::OutgoingFrame frame);
-  // Sends what the socket takes. Errors: node_dead when the peer is gone.
+  // --- Writing (any thread). ---
+  enum class SendState { sent, queued, dropped, broken };
+  // Sends `frame` now if nothing is queued ahead of it and the socket takes it all
+  // (sent); otherwise queues the rest for flush() (queued). dropped: the
+  // connection is closed; broken: the peer is gone (close it).
+  SendState send(protocol::OutgoingFrame frame);
+  // Sends queued output while the socket takes it. Errors: node_dead when the peer is gone.
   [[nodiscard]] Result<void> flush();
-  bool has_output() const { return !out_.empty(); }
-  uint64_t output_bytes() const { return out_bytes_; }
+  bool has_output() const;
+  uint64_t output_bytes() const;
+  // Later sends are dropped; the peer sees the connection end.
+  void mark_closed();
+
+  // --- Shared with workers. ---
+  std::atomic<uint64_t> queued_payload_bytes{0};  // payloads of requests waiting for or in work
+  std::atomic<bool> reading{true};                // EPOLLIN armed
 
   // --- Session state (I/O thread). ---
   bool hello_done = false;
   uint16_t version = protocol::kMinVersion;
   std::string client_name;
-  uint64_t queued_payload_bytes = 0;  // payloads of requests waiting for or in work
-  bool reading = true;                // EPOLLIN armed
-  bool writing = false;               // EPOLLOUT armed
   bool close_after_flush = false;
 
  private:
@@ -77,9 +90,14 @@ class Connection {
   size_t payload_got_ = 0;
   std::vector<protocol::UniqueFd> fds_;
 
+  Result<void> flush_locked();
+
+  mutable std::mutex out_mu_;
+  // Guarded by out_mu_.
   std::deque<protocol::OutgoingFrame> out_;
   size_t out_offset_ = 0;  // bytes of out_.front() already sent
   uint64_t out_bytes_ = 0;
+  bool closed_ = false;
 };
 
 }  // namespace vkn::server

@@ -19,6 +19,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Request {
   uint64_t conn = 0;
+  std::weak_ptr<Connection> connection;  // where the reply goes (gone if the client left)
   Peer peer;
   uint16_t version = protocol::kMinVersion;
   protocol::FrameHeader header;

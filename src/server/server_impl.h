@@ -44,10 +44,10 @@ class Server::Impl {
     std::shared_ptr<Request> request;
     std::function<void()> system;
   };
+  // A worker's note that a connection needs the I/O thread: output is left to
+  // flush, the peer broke, or reading was paused and may resume.
   struct Completion {
     uint64_t conn = 0;
-    protocol::OutgoingFrame reply;
-    uint64_t payload_bytes = 0;
   };
 
   // --- I/O thread (server_io.cc). ---
@@ -92,7 +92,8 @@ class Server::Impl {
 
   // I/O thread only.
   Listener listener_;
-  std::map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::map<uint64_t, std::shared_ptr<Connection>> conns_;
+  std::vector<uint64_t> to_close_;  // peers found gone while sending
   uint64_t next_conn_id_ = 2;  // 0: the listener, 1: the eventfd
   bool stopping_ = false;
   Clock::time_point next_snapshot_{};

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "protocol/messages.h"
 #include "server/server_impl.h"
@@ -58,6 +59,7 @@ void Server::Impl::loop_once(int timeout_ms, bool draining) {
     if ((events[i].events & (EPOLLIN | EPOLLHUP)) && conn->reading && !draining) on_readable(*conn);
   }
   drain_completions();
+  for (uint64_t id : std::exchange(to_close_, {})) close_connection(id);
 }
 
 void Server::Impl::accept_clients() {
@@ -80,7 +82,7 @@ void Server::Impl::accept_clients() {
       continue;  // closing it: the client sees node_dead
     }
     const uint64_t id = next_conn_id_++;
-    auto conn = std::make_unique<Connection>(id, std::move(owned), Peer{cred.pid, cred.uid, cred.gid});
+    auto conn = std::make_shared<Connection>(id, std::move(owned), Peer{cred.pid, cred.uid, cred.gid});
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = id;
@@ -104,6 +106,7 @@ void Server::Impl::on_readable(Connection& conn) {
       requests_.fetch_add(1);
       request_errors_.fetch_add(1);
       send(conn, error_reply(e.request_id, e.type, conn.version, e.error));
+      if (find(id) == nullptr) return;
       if (e.fatal) {
         conn.close_after_flush = true;
         conn.reading = false;
@@ -131,6 +134,7 @@ void Server::Impl::on_readable(Connection& conn) {
 void Server::Impl::on_frame(Connection& conn, protocol::IncomingFrame frame) {
   auto request = std::make_shared<Request>();
   request->conn = conn.id();
+  request->connection = conns_[conn.id()];
   request->peer = conn.peer();
   request->version = conn.version;
   request->header = frame.header;
@@ -234,18 +238,29 @@ void Server::Impl::answer_now(Connection& conn, const std::shared_ptr<Request>& 
 }
 
 void Server::Impl::send(Connection& conn, protocol::OutgoingFrame frame) {
-  conn.queue(std::move(frame));
-  on_writable(conn);
+  switch (conn.send(std::move(frame))) {
+    case Connection::SendState::sent:
+      if (conn.close_after_flush) to_close_.push_back(conn.id());
+      break;
+    case Connection::SendState::queued:
+      update_interest(conn);
+      break;
+    case Connection::SendState::dropped:
+      break;
+    case Connection::SendState::broken:
+      to_close_.push_back(conn.id());
+      break;
+  }
 }
 
 void Server::Impl::on_writable(Connection& conn) {
   const uint64_t id = conn.id();
   if (auto r = conn.flush(); !r) {
-    close_connection(id);
+    to_close_.push_back(id);
     return;
   }
   if (!conn.has_output() && conn.close_after_flush) {
-    close_connection(id);
+    to_close_.push_back(id);
     return;
   }
   if (!conn.reading && !conn.close_after_flush && !stopping_ && conn.output_bytes() <= kMaxPendingOutput / 2 &&
@@ -261,13 +276,13 @@ void Server::Impl::update_interest(Connection& conn) {
   ev.events = (conn.reading ? uint32_t{EPOLLIN} : 0u) | (want_write ? uint32_t{EPOLLOUT} : 0u);
   ev.data.u64 = conn.id();
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn.fd(), &ev);
-  conn.writing = want_write;
 }
 
 void Server::Impl::close_connection(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->fd(), nullptr);
+  it->second->mark_closed();
   conns_.erase(it);
   // Queued requests of a vanished client never run; a running one finishes and
   // its reply is dropped; session buffers go once nothing of it runs.
@@ -287,10 +302,7 @@ void Server::Impl::drain_completions() {
     done.swap(completions_);
   }
   for (Completion& c : done) {
-    Connection* conn = find(c.conn);
-    if (conn == nullptr) continue;  // the client left: drop the reply
-    conn->queued_payload_bytes -= std::min(conn->queued_payload_bytes, c.payload_bytes);
-    send(*conn, std::move(c.reply));
+    if (Connection* conn = find(c.conn)) on_writable(*conn);
   }
 }
 
@@ -320,17 +332,20 @@ void Server::Impl::worker_main() {
     auto reply = handler_.run(request);
     running_.fetch_sub(1);
     requests_.fetch_add(1);
-    Completion c;
-    c.conn = request->conn;
-    c.payload_bytes = request->payload.size();
-    if (reply) {
-      c.reply = std::move(*reply);
-    } else {
+    if (!reply) {
       request_errors_.fetch_add(1);
       if (reply.error().code == Errc::quota_exceeded) rejected_quota_.fetch_add(1);
-      c.reply = error_reply(request->header.request_id, request->header.type, request->version, reply.error());
+      reply = error_reply(request->header.request_id, request->header.type, request->version, reply.error());
     }
-    post(std::move(c));
+    // Straight to the socket when nothing is queued ahead; the I/O thread only
+    // hears about it when there is something left for it to do.
+    if (std::shared_ptr<Connection> conn = request->connection.lock()) {
+      conn->queued_payload_bytes.fetch_sub(request->payload.size());
+      const auto state = conn->send(std::move(*reply));
+      if (state == Connection::SendState::queued || state == Connection::SendState::broken || !conn->reading.load()) {
+        post(Completion{request->conn});
+      }
+    }
     after_request(request->conn);
   }
   live_workers_.fetch_sub(1);
