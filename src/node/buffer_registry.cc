@@ -30,6 +30,13 @@ size_t element_size(ElementType type) {
   return 1;
 }
 
+BufferKind BufferRegistry::kind_for(const Device& device) {
+  // With a large host-visible VRAM window (resizable BAR), small writes go straight into
+  // the buffer instead of through staging and a copy command.
+  return device.info().device_local_host_visible_bytes >= (1ull << 30) ? BufferKind::device_mappable
+                                                                       : BufferKind::device;
+}
+
 Result<void> BufferRegistry::check_name(std::string_view name) {
   if (name.empty() || name.size() > 128) return fail(Errc::invalid_argument, "buffer names are 1..128 characters");
   for (char c : name) {
@@ -59,7 +66,7 @@ Result<void> BufferRegistry::create(Device& device, std::string_view name, const
                 vkn::format("{} bytes requested, {} of the {}-byte budget in use", spec.bytes, bytes_in_use_, budget_),
                 name);
   }
-  auto buffer = Buffer::create(device, spec.bytes, BufferKind::device);
+  auto buffer = Buffer::create(device, spec.bytes, kind_for(device));
   if (!buffer) return fail(buffer.error());
   Entry e;
   e.spec = spec;
@@ -134,7 +141,7 @@ Result<void> BufferRegistry::restore_after_reset(Device& device, Stream& stream,
       e.lost = true;
       continue;
     }
-    auto buffer = Buffer::create(device, e.spec.bytes, BufferKind::device);
+    auto buffer = Buffer::create(device, e.spec.bytes, kind_for(device));
     if (!buffer) return fail(buffer.error());
     e.buffer.emplace(std::move(*buffer));
     if (auto r = stream.upload(*e.buffer, 0, e.mirror, timeout); !r) return r;

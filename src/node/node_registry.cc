@@ -170,11 +170,20 @@ Result<void> delete_buffer(std::string_view name, const CallOptions& call) {
 
 Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
                           const CallOptions& call) {
-  Program p;
-  p.upload(std::string(name), offset, {data.begin(), data.end()});
-  auto r = exec(p, call);
-  if (!r) return fail(r.error());
-  return {};
+  // One copy, owned by the job: it may still run after a caller that timed out returned.
+  auto owned = std::make_shared<const std::vector<std::byte>>(data.begin(), data.end());
+  return with_node([n = std::string(name), offset, owned](Context& ctx) -> Result<void> {
+    auto b = ctx.buffers().get_for_write(n);
+    if (!b) return fail(b.error());
+    if (auto r = (*b)->check_range(offset, owned->size()); !r) return r;
+    // Host-visible VRAM and nothing in flight: write in place, no staging, no copy command.
+    constexpr uint64_t kDirectWriteMax = 4u << 20;
+    if ((*b)->is_mapped() && owned->size() <= kDirectWriteMax && ctx.stream().is_idle() &&
+        !ctx.stream().has_open_batch()) {
+      return (*b)->write_mapped(offset, *owned);
+    }
+    return ctx.stream().upload(**b, offset, *owned, std::chrono::seconds(60));
+  }, call);
 }
 
 Result<std::vector<std::byte>> read_buffer(std::string_view name, uint64_t offset, uint64_t bytes,

@@ -44,6 +44,9 @@ struct BufferEntryInfo {
 
 class BufferRegistry {
  public:
+  // The memory registry buffers use on `device`: device_mappable (host-visible VRAM)
+  // where the device has a large resizable-BAR window, else device.
+  static BufferKind kind_for(const Device& device);
   // Names are 1..128 characters of [A-Za-z0-9_.:/-].
   static Result<void> check_name(std::string_view name);
 
