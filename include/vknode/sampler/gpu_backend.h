@@ -1,0 +1,73 @@
+// GpuLeapfrogBackend: the LeapfrogBackend of leapfrog_backend.h on a running node. At creation it
+// generates one compute shader around model.glsl() (the whole HMC transition fused: Philox
+// momentum, K leapfrog steps, Metropolis accept, for every chain, several iterations per
+// dispatch), compiles it at run time with shaderc (cached on disk by content hash), registers it
+// on the node and uploads model.data_buffers() once into durable registry buffers. advance()
+// is then one node Program per call: upload states, one dispatch, download states, stats and
+// draws in one block. The node is reached in-process by name (CallOptions::node); node errors
+// come back unchanged, so the driver's fallback to the CPU (is_fallback_error) applies.
+//
+// Draws versus the CPU backend: the same transition and the same Philox streams (accept and
+// jitter uniforms bit-identical), but f32 arithmetic (or f64 with GPU transcendentals) and
+// GLSL's sin/cos in the momentum normals, so trajectories drift apart by rounding: GPU and CPU
+// runs with one seed are statistically equal, not identical (see docs/sampler.md).
+//
+// Owns its registry buffers (deleted on destruction, names prefixed "sampler.<id>."); borrows
+// the model, which must outlive it. Used by one thread at a time, like every backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vknode/error.h"
+#include "vknode/node/node.h"
+#include "vknode/sampler/leapfrog_backend.h"
+#include "vknode/sampler/model.h"
+
+namespace vkn::sampler {
+
+struct GpuBackendOptions {
+  Precision precision = Precision::f32;  // f64 requires the device's shaderFloat64
+  CallOptions call;                      // which node, deadline per call
+  uint32_t workgroup_size = 64;          // chains per workgroup
+  // Iterations per dispatch (a block of more iterations is split into several dispatches of one
+  // Program) so that one dispatch stays well below the node's hang limit.
+  uint32_t max_iterations_per_dispatch = 16;
+};
+
+struct GpuBackendStats {
+  uint64_t programs = 0;        // node Programs run
+  uint64_t dispatches = 0;
+  double compile_seconds = 0;   // shaderc (or cache read) at creation
+  bool shader_from_cache = false;
+  double gpu_wait_ms = 0;       // summed ProgramResult::gpu_wait_ms
+};
+
+class GpuLeapfrogBackend final : public LeapfrogBackend {
+ public:
+  // Errors: unsupported (f64 without shaderFloat64), invalid_argument (the generated shader
+  // does not compile: shaderc's message), and the node's errors (node_dead when no node runs).
+  static Result<std::unique_ptr<GpuLeapfrogBackend>> create(const Model& model, const GpuBackendOptions& options = {});
+  ~GpuLeapfrogBackend() override;
+  GpuLeapfrogBackend(const GpuLeapfrogBackend&) = delete;
+  GpuLeapfrogBackend& operator=(const GpuLeapfrogBackend&) = delete;
+
+  std::string_view name() const override;
+  Result<void> advance(std::span<ChainState> states, const AdvanceRequest& request, AdvanceOutput& out) override;
+  Result<TrajectoryBatch> trajectories(const TrajectoryRequest& request) override;
+
+  const GpuBackendStats& stats() const;
+  // The generated GLSL of the transition kernel (for docs, debugging and tests).
+  static std::string transition_glsl(const Model& model, Precision precision, uint32_t workgroup_size);
+  static std::string trajectory_glsl(const Model& model, Precision precision, uint32_t workgroup_size);
+
+  struct Impl;
+
+ private:
+  explicit GpuLeapfrogBackend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vkn::sampler

@@ -1,0 +1,409 @@
+// GpuLeapfrogBackend: one node Program per advance() (upload states, dispatches, download in
+// one block); see gpu_backend.h and docs/sampler.md.
+#include "vknode/sampler/gpu_backend.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "gpu/shader_compiler.h"
+#include "sampler/philox.h"
+#include "sampler_gpu/kernel_source.h"
+#include "util/log.h"
+#include "util/strformat.h"
+#include "vknode/gpu/device.h"
+
+namespace vkn::sampler {
+
+using detail::kStatWords;
+
+namespace {
+
+// A Program's transfers stay well under kMaxProgramTransferBytes.
+constexpr uint64_t kMaxDownloadBytes = 256ull << 20;
+constexpr uint32_t kNoProposal = 0xffffffffu;
+
+template <typename T>
+std::vector<std::byte> to_bytes(const std::vector<T>& v) {
+  std::vector<std::byte> out(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+template <typename T>
+std::vector<std::byte> push_bytes(const T& push) {
+  std::vector<std::byte> out(sizeof(T));
+  std::memcpy(out.data(), &push, sizeof(T));
+  return out;
+}
+
+// Reads element i of a REAL array held in bytes.
+double real_at(const std::vector<std::byte>& bytes, size_t i, bool f64) {
+  if (f64) {
+    double v;
+    std::memcpy(&v, bytes.data() + i * 8, 8);
+    return v;
+  }
+  float v;
+  std::memcpy(&v, bytes.data() + i * 4, 4);
+  return v;
+}
+
+// A REAL array being filled on the host.
+class RealArray {
+ public:
+  RealArray(size_t n, bool f64) : f64_(f64), bytes_(n * (f64 ? 8 : 4)) {}
+  void set(size_t i, double v) {
+    if (f64_) {
+      std::memcpy(bytes_.data() + i * 8, &v, 8);
+    } else {
+      const float f = static_cast<float>(v);
+      std::memcpy(bytes_.data() + i * 4, &f, 4);
+    }
+  }
+  std::vector<std::byte> take() { return std::move(bytes_); }
+
+ private:
+  bool f64_;
+  std::vector<std::byte> bytes_;
+};
+
+std::string unique_prefix() {
+  static std::atomic<uint32_t> counter{0};
+  return vkn::format("sampler.{}.{}.", ::getpid(), counter++);
+}
+
+}  // namespace
+
+struct GpuLeapfrogBackend::Impl {
+  const Model& model;
+  GpuBackendOptions options;
+  std::string prefix;
+  std::string name;
+  size_t d = 0;
+  bool f64 = false;
+  KernelId transition{}, trajectory{};
+  std::vector<std::string> data_names;  // registry names, binding kDataBindingBase + i
+  std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
+  GpuBackendStats stats;
+
+  size_t real_bytes() const { return f64 ? 8 : 4; }
+  std::string buf(std::string_view what) const { return prefix + std::string(what); }
+
+  // The buffer exists with at least `bytes`. After an error the sizes are forgotten, so the
+  // buffers are re-created (a device reset loses non-durable buffers).
+  Result<void> ensure(const std::string& buffer_name, uint64_t bytes) {
+    bytes = std::max<uint64_t>(bytes, 16);
+    auto it = sizes.find(buffer_name);
+    if (it != sizes.end() && it->second >= bytes) return {};
+    (void)delete_buffer(buffer_name, options.call);
+    if (auto r = create_buffer(buffer_name, BufferSpec{bytes}, options.call); !r) return r;
+    sizes[buffer_name] = bytes;
+    return {};
+  }
+
+  std::vector<NamedBinding> data_bindings() const {
+    std::vector<NamedBinding> b;
+    for (size_t i = 0; i < data_names.size(); ++i) {
+      b.push_back({static_cast<uint32_t>(kDataBindingBase + i), data_names[i], 0, 0});
+    }
+    return b;
+  }
+
+  Result<ProgramResult> run(const Program& p, uint32_t dispatches) {
+    auto r = exec(p, options.call);
+    if (!r) {
+      sizes.clear();
+      return fail(r.error());
+    }
+    ++stats.programs;
+    stats.dispatches += dispatches;
+    stats.gpu_wait_ms += r->gpu_wait_ms;
+    return r;
+  }
+
+  Result<void> advance_block(std::span<ChainState> states, const AdvanceRequest& request,
+                             std::span<const uint32_t> steps, bool proposals, AdvanceOutput& out, size_t out_first);
+};
+
+GpuLeapfrogBackend::GpuLeapfrogBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GpuLeapfrogBackend::~GpuLeapfrogBackend() {
+  for (const auto& [buffer_name, bytes] : impl_->sizes) (void)delete_buffer(buffer_name, impl_->options.call);
+  for (const auto& buffer_name : impl_->data_names) (void)delete_buffer(buffer_name, impl_->options.call);
+}
+
+std::string_view GpuLeapfrogBackend::name() const { return impl_->name; }
+const GpuBackendStats& GpuLeapfrogBackend::stats() const { return impl_->stats; }
+
+std::string GpuLeapfrogBackend::transition_glsl(const Model& model, Precision precision, uint32_t workgroup_size) {
+  return detail::transition_source(model, precision, workgroup_size);
+}
+std::string GpuLeapfrogBackend::trajectory_glsl(const Model& model, Precision precision, uint32_t workgroup_size) {
+  return detail::trajectory_source(model, precision, workgroup_size);
+}
+
+Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Model& model,
+                                                                       const GpuBackendOptions& options) {
+  if (options.workgroup_size == 0 || options.max_iterations_per_dispatch == 0) {
+    return fail(Errc::invalid_argument, "workgroup size and iterations per dispatch must be positive");
+  }
+  auto impl = std::make_unique<Impl>(Impl{model, options});
+  impl->prefix = unique_prefix();
+  impl->d = model.dimension();
+  impl->f64 = options.precision == Precision::f64;
+  struct DeviceFacts {
+    std::string name;
+    bool float64 = false;
+  };
+  auto facts = with_node([](Context& c) { return DeviceFacts{c.device().info().name, c.device().info().has_float64}; },
+                         options.call);
+  if (!facts) return fail(facts.error());
+  if (impl->f64 && !facts->float64) return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
+  impl->name = vkn::format("gpu:{}", facts->name);
+
+  // Compile both kernels, cached beside the node's pipeline cache.
+  ShaderCompileOptions co;
+  if (auto st = status(options.call.node); st && !st->cache_path.empty()) {
+    co.cache_dir = std::filesystem::path(st->cache_path).parent_path();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  co.name = "hmc_transition.comp";
+  auto transition = compile_compute_shader(transition_glsl(model, options.precision, options.workgroup_size), co);
+  if (!transition) return fail(transition.error());
+  co.name = "hmc_trajectory.comp";
+  auto trajectory = compile_compute_shader(trajectory_glsl(model, options.precision, options.workgroup_size), co);
+  if (!trajectory) return fail(trajectory.error());
+  impl->stats.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  impl->stats.shader_from_cache = transition->from_cache && trajectory->from_cache;
+  auto tid = register_kernel(transition->spirv, {}, "hmc_transition", options.call);
+  if (!tid) return fail(tid.error());
+  auto jid = register_kernel(trajectory->spirv, {}, "hmc_trajectory", options.call);
+  if (!jid) return fail(jid.error());
+  impl->transition = *tid;
+  impl->trajectory = *jid;
+
+  // Data sets: uploaded once, durable so that they survive a device reset.
+  for (const DataBuffer& db : model.data_buffers()) {
+    const std::string name = impl->prefix + "data." + db.name;
+    BufferSpec spec{std::max<uint64_t>(db.values.size() * 4, 16), ElementType::bytes, {}, true};
+    if (auto r = create_buffer(name, spec, options.call); !r) return fail(r.error());
+    impl->data_names.push_back(name);
+    if (!db.values.empty()) {
+      if (auto r = write_buffer(name, 0, std::as_bytes(std::span(db.values)), options.call); !r) return fail(r.error());
+    }
+  }
+  log(LogLevel::info, "sampler: {} kernels ready in {:.3f} s{}", impl->name, impl->stats.compile_seconds,
+      impl->stats.shader_from_cache ? " (shader cache)" : "");
+  return std::unique_ptr<GpuLeapfrogBackend>(new GpuLeapfrogBackend(std::move(impl)));
+}
+
+Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states, const AdvanceRequest& request,
+                                         AdvanceOutput& out) {
+  Impl& m = *impl_;
+  const size_t d = m.d, chains = states.size(), iters = request.steps.size();
+  for (const ChainState& s : states) {
+    if (s.q.size() != d || s.grad.size() != d || s.inv_metric.size() != d) {
+      return fail(Errc::invalid_argument, "chain state size does not match the model dimension",
+                  vkn::format("chain {}", s.chain));
+    }
+    if (!(s.step_size > 0) || !std::isfinite(s.step_size)) {
+      return fail(Errc::invalid_argument, "step size must be finite and positive", vkn::format("chain {}", s.chain));
+    }
+  }
+  if (!(request.step_size_jitter >= 0 && request.step_size_jitter < 1)) {
+    return fail(Errc::invalid_argument, "step size jitter must be in [0, 1)");
+  }
+  out.stats.assign(iters * chains, {});
+  out.draws.assign(request.keep_draws ? iters * chains * d : 0, 0.0);
+  out.proposal_q.assign(request.keep_proposals ? chains * d : 0, 0.0);
+  out.proposal_velocity.assign(request.keep_proposals ? chains * d : 0, 0.0);
+  if (chains == 0 || iters == 0) return {};
+  // Iterations per Program, so that one block's downloads stay bounded.
+  const uint64_t per_iter = chains * m.real_bytes() * (kStatWords + (request.keep_draws ? d : 0));
+  const size_t block = std::max<size_t>(1, kMaxDownloadBytes / std::max<uint64_t>(per_iter, 1));
+  for (size_t first = 0; first < iters; first += block) {
+    const size_t n = std::min(block, iters - first);
+    const bool proposals = request.keep_proposals && first + n == iters;
+    if (auto r = m.advance_block(states, request, request.steps.subspan(first, n), proposals, out, first); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> states, const AdvanceRequest& request,
+                                                     std::span<const uint32_t> steps, bool proposals,
+                                                     AdvanceOutput& out, size_t out_first) {
+  const size_t C = states.size(), iters = steps.size(), rb = real_bytes();
+  RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
+  std::vector<uint32_t> counters(2 * C + iters);
+  for (size_t c = 0; c < C; ++c) {
+    const ChainState& s = states[c];
+    for (size_t i = 0; i < d; ++i) {
+      q.set(i * C + c, s.q[i]);
+      g.set(i * C + c, s.grad[i]);
+      metric.set(i * C + c, s.inv_metric[i]);
+    }
+    scalars.set(c, s.lp);
+    scalars.set(C + c, s.step_size);
+    counters[c] = s.chain;
+    counters[C + c] = s.iteration;
+  }
+  std::copy(steps.begin(), steps.end(), counters.begin() + 2 * C);
+  const uint64_t state_bytes = d * C * rb, stats_bytes = iters * kStatWords * C * rb,
+                 draw_bytes = request.keep_draws ? iters * d * C * rb : 0, prop_bytes = proposals ? 2 * d * C * rb : 0;
+  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"q", state_bytes}, {"grad", state_bytes},
+                             {"metric", state_bytes}, {"scalars", 2 * C * rb}, {"counters", counters.size() * 4},
+                             {"stats", stats_bytes}, {"draws", draw_bytes}, {"proposals", prop_bytes}}) {
+    if (auto r = ensure(buf(what), bytes); !r) return r;
+  }
+  Program p;
+  p.upload(buf("q"), 0, q.take());
+  p.upload(buf("grad"), 0, g.take());
+  p.upload(buf("metric"), 0, metric.take());
+  p.upload(buf("scalars"), 0, scalars.take());
+  p.upload(buf("counters"), 0, to_bytes(counters));
+  p.barrier();
+  std::vector<NamedBinding> bindings = {
+      {detail::kBindQ, buf("q")},           {detail::kBindGrad, buf("grad")},
+      {detail::kBindMetric, buf("metric")}, {detail::kBindScalars, buf("scalars")},
+      {detail::kBindCounters, buf("counters")}, {detail::kBindStats, buf("stats")},
+      {detail::kBindDraws, buf("draws")},   {detail::kBindProposals, buf("proposals")}};
+  for (auto& b : data_bindings()) bindings.push_back(b);
+  const uint32_t groups = static_cast<uint32_t>((C + options.workgroup_size - 1) / options.workgroup_size);
+  const PhiloxKey key = philox_key(request.seed);
+  uint32_t dispatches = 0;
+  for (size_t first = 0; first < iters; first += options.max_iterations_per_dispatch) {
+    const size_t n = std::min<size_t>(options.max_iterations_per_dispatch, iters - first);
+    detail::TransitionPush push{key[0],
+                                key[1],
+                                static_cast<uint32_t>(C),
+                                static_cast<uint32_t>(first),
+                                static_cast<uint32_t>(n),
+                                proposals ? static_cast<uint32_t>(iters - 1) : kNoProposal,
+                                request.keep_draws ? 1u : 0u,
+                                static_cast<float>(request.step_size_jitter)};
+    if (dispatches > 0) p.barrier();
+    p.dispatch(transition, bindings, push_bytes(push), {groups, 1, 1});
+    ++dispatches;
+  }
+  p.barrier();
+  p.download(buf("q"), 0, state_bytes);
+  p.download(buf("grad"), 0, state_bytes);
+  p.download(buf("scalars"), 0, C * rb);
+  p.download(buf("stats"), 0, stats_bytes);
+  if (request.keep_draws) p.download(buf("draws"), 0, draw_bytes);
+  if (proposals) p.download(buf("proposals"), 0, prop_bytes);
+  auto result = run(p, dispatches);
+  if (!result) return fail(result.error());
+  const auto& dl = result->downloads;
+  for (size_t c = 0; c < C; ++c) {
+    ChainState& s = states[c];
+    for (size_t i = 0; i < d; ++i) {
+      s.q[i] = real_at(dl[0], i * C + c, f64);
+      s.grad[i] = real_at(dl[1], i * C + c, f64);
+    }
+    s.lp = real_at(dl[2], c, f64);
+    s.iteration += static_cast<uint32_t>(iters);
+    for (size_t t = 0; t < iters; ++t) {
+      const size_t base = t * kStatWords * C + c;
+      TransitionStats& st = out.stats[(out_first + t) * C + c];
+      st.lp = real_at(dl[3], base, f64);
+      st.step_size = real_at(dl[3], base + C, f64);
+      st.accept_stat = real_at(dl[3], base + 2 * C, f64);
+      st.energy = real_at(dl[3], base + 3 * C, f64);
+      st.n_leapfrog = static_cast<uint32_t>(real_at(dl[3], base + 4 * C, f64));
+      const auto flags = static_cast<uint32_t>(real_at(dl[3], base + 5 * C, f64));
+      st.divergent = (flags & 1u) != 0;
+      st.accepted = (flags & 2u) != 0;
+      if (request.keep_draws) {
+        double* draw = &out.draws[((out_first + t) * C + c) * d];
+        for (size_t i = 0; i < d; ++i) draw[i] = real_at(dl[4], (t * d + i) * C + c, f64);
+      }
+    }
+    if (proposals) {
+      const auto& pd = dl[request.keep_draws ? 5 : 4];
+      for (size_t i = 0; i < d; ++i) {
+        out.proposal_q[c * d + i] = real_at(pd, i * C + c, f64);
+        out.proposal_velocity[c * d + i] = real_at(pd, (d + i) * C + c, f64);
+      }
+    }
+  }
+  return {};
+}
+
+Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest& r) {
+  Impl& m = *impl_;
+  const size_t d = m.d, n = r.chains, rb = m.real_bytes();
+  if (r.q0.size() != n * d || r.p0.size() != n * d || r.step_size.size() != n ||
+      (r.inv_metric.size() != d && r.inv_metric.size() != n * d)) {
+    return fail(Errc::invalid_argument, "trajectory request sizes do not match chains and dimension");
+  }
+  TrajectoryBatch b;
+  b.chains = n;
+  b.dimension = d;
+  b.steps = r.steps;
+  const size_t points = n * (size_t{r.steps} + 1);
+  if (n == 0) return b;
+  const bool shared_metric = r.inv_metric.size() == d && n > 1;
+  RealArray q(d * n, m.f64), p(d * n, m.f64), metric(d * n, m.f64), eps(n, m.f64);
+  for (size_t c = 0; c < n; ++c) {
+    for (size_t i = 0; i < d; ++i) {
+      q.set(i * n + c, r.q0[c * d + i]);
+      p.set(i * n + c, r.p0[c * d + i]);
+      metric.set(i * n + c, shared_metric ? r.inv_metric[i] : r.inv_metric[c * d + i]);
+    }
+    eps.set(c, r.step_size[c]);
+  }
+  const uint64_t in_bytes = d * n * rb, out_bytes = points * d * rb;
+  if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2) {
+    return fail(Errc::invalid_argument, "trajectory batch too large for one Program",
+                vkn::format("{} bytes", 3 * out_bytes));
+  }
+  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"t.q0", in_bytes}, {"t.p0", in_bytes},
+                             {"t.metric", in_bytes}, {"t.eps", n * rb}, {"t.q", out_bytes}, {"t.p", out_bytes},
+                             {"t.grad", out_bytes}, {"t.lp", points * rb}}) {
+    if (auto e = m.ensure(m.buf(what), bytes); !e) return fail(e.error());
+  }
+  Program prog;
+  prog.upload(m.buf("t.q0"), 0, q.take());
+  prog.upload(m.buf("t.p0"), 0, p.take());
+  prog.upload(m.buf("t.metric"), 0, metric.take());
+  prog.upload(m.buf("t.eps"), 0, eps.take());
+  prog.barrier();
+  std::vector<NamedBinding> bindings = {
+      {detail::kBindQ0, m.buf("t.q0")},   {detail::kBindP0, m.buf("t.p0")},
+      {detail::kBindTMetric, m.buf("t.metric")}, {detail::kBindEps, m.buf("t.eps")},
+      {detail::kBindOutQ, m.buf("t.q")},  {detail::kBindOutP, m.buf("t.p")},
+      {detail::kBindOutGrad, m.buf("t.grad")}, {detail::kBindOutLp, m.buf("t.lp")}};
+  for (auto& db : m.data_bindings()) bindings.push_back(db);
+  const detail::TrajectoryPush push{static_cast<uint32_t>(n), r.steps};
+  const uint32_t groups = static_cast<uint32_t>((n + m.options.workgroup_size - 1) / m.options.workgroup_size);
+  prog.dispatch(m.trajectory, bindings, push_bytes(push), {groups, 1, 1});
+  prog.barrier();
+  prog.download(m.buf("t.q"), 0, out_bytes);
+  prog.download(m.buf("t.p"), 0, out_bytes);
+  prog.download(m.buf("t.grad"), 0, out_bytes);
+  prog.download(m.buf("t.lp"), 0, points * rb);
+  auto result = m.run(prog, 1);
+  if (!result) return fail(result.error());
+  const auto& dl = result->downloads;
+  b.q.resize(points * d);
+  b.p.resize(points * d);
+  b.grad.resize(points * d);
+  b.lp.resize(points);
+  for (size_t i = 0; i < points * d; ++i) {
+    b.q[i] = real_at(dl[0], i, m.f64);
+    b.p[i] = real_at(dl[1], i, m.f64);
+    b.grad[i] = real_at(dl[2], i, m.f64);
+  }
+  for (size_t i = 0; i < points; ++i) b.lp[i] = real_at(dl[3], i, m.f64);
+  return b;
+}
+
+}  // namespace vkn::sampler

@@ -1,0 +1,221 @@
+#include "sampler_gpu/kernel_source.h"
+
+#include "util/strformat.h"
+
+namespace vkn::sampler::detail {
+namespace {
+
+// Philox4x32-10 and the 24-bit uniform / Box-Muller mappings of src/sampler/philox.h.
+constexpr std::string_view kPhilox = R"(
+uvec4 vkn_philox(uvec4 c, uvec2 k) {
+  for (int r = 0; r < 10; ++r) {
+    uint hi0, lo0, hi1, lo1;
+    umulExtended(0xD2511F53u, c.x, hi0, lo0);
+    umulExtended(0xCD9E8D57u, c.z, hi1, lo1);
+    c = uvec4(hi1 ^ c.y ^ k.x, lo1, hi0 ^ c.w ^ k.y, lo0);
+    k += uvec2(0x9E3779B9u, 0xBB67AE85u);
+  }
+  return c;
+}
+float vkn_unit(uint x) { return float(x >> 8) * (1.0 / 16777216.0); }
+vec4 vkn_normal4(uvec4 r) {
+  const float r0 = sqrt(-2.0 * log(vkn_unit(r.x) + 1.0 / 16777216.0));
+  const float r1 = sqrt(-2.0 * log(vkn_unit(r.z) + 1.0 / 16777216.0));
+  const float tau = 6.28318530717958647692;
+  const float a0 = tau * (vkn_unit(r.y) - 0.5);
+  const float a1 = tau * (vkn_unit(r.w) - 0.5);
+  return vec4(r0 * cos(a0), r0 * sin(a0), r1 * cos(a1), r1 * sin(a1));
+}
+)";
+
+std::string header(const Model& model, Precision p, uint32_t wg) {
+  std::string s = "#version 450\n";
+  s += vkn::format("layout(local_size_x = {}) in;\n", wg);
+  s += model.glsl({p});
+  s += kPhilox;
+  return s;
+}
+
+std::string buffer(uint32_t binding, std::string_view qualifier, std::string_view type, std::string_view name) {
+  return vkn::format("layout(std430, set = 0, binding = {}) {} buffer B{} {{ {} {}[]; }};\n", binding, qualifier,
+                     binding, type, name);
+}
+
+// The transition of leapfrog_backend.h; one invocation per chain, its q, p, grad and metric in
+// registers for all iterations of the dispatch. The old state stays in global memory, so a
+// rejection reloads it instead of keeping a second copy in registers.
+constexpr std::string_view kTransitionMain = R"(
+layout(push_constant) uniform Push {
+  uint key0; uint key1; uint chains; uint first; uint count; uint proposal_at; uint keep_draws; float jitter;
+} pc;
+
+REAL vkn_kinetic(in REAL p[VKN_DIM], in REAL m[VKN_DIM]) {
+  REAL k = REAL(0);
+  for (int i = 0; i < VKN_DIM; ++i) k += m[i] * p[i] * p[i];
+  return REAL(0.5) * k;
+}
+
+void main() {
+  const uint c = gl_GlobalInvocationID.x;
+  const uint C = pc.chains;
+  if (c >= C) return;
+  const uvec2 key = uvec2(pc.key0, pc.key1);
+  const uint chain = cnt[c];
+  REAL q[VKN_DIM], p[VKN_DIM], g[VKN_DIM], m[VKN_DIM];
+  for (int i = 0; i < VKN_DIM; ++i) {
+    q[i] = qv[uint(i) * C + c];
+    g[i] = gv[uint(i) * C + c];
+    m[i] = mv[uint(i) * C + c];
+  }
+  REAL lp = sv[c];
+  const REAL eps0 = sv[C + c];
+  for (uint t = pc.first; t < pc.first + pc.count; ++t) {
+    const uint it = cnt[C + c] + t;
+    const uint K = cnt[2u * C + t];
+    for (int j = 0; 4 * j < VKN_DIM; ++j) {
+      const vec4 z = vkn_normal4(vkn_philox(uvec4(uint(j), chain, it, 0u), key));
+      for (int k = 0; k < 4; ++k) {
+        if (4 * j + k < VKN_DIM) p[4 * j + k] = REAL(z[k]) / sqrt(m[4 * j + k]);
+      }
+    }
+    const REAL h0 = -lp + vkn_kinetic(p, m);
+    const uvec4 ra = vkn_philox(uvec4(0u, chain, it, 1u), key);
+    REAL eps = eps0;
+    if (pc.jitter > 0.0) eps *= REAL(1.0) + REAL(pc.jitter) * (REAL(2.0) * REAL(vkn_unit(ra.y)) - REAL(1.0));
+    const REAL half_eps = REAL(0.5) * eps;
+    REAL lp1 = lp, h = h0;
+    uint n = 0u;
+    bool divergent = false;
+    for (uint k = 0u; k < K; ++k) {
+      for (int i = 0; i < VKN_DIM; ++i) p[i] += half_eps * g[i];
+      for (int i = 0; i < VKN_DIM; ++i) q[i] += eps * m[i] * p[i];
+      lp1 = vkn_log_density(q, g);
+      for (int i = 0; i < VKN_DIM; ++i) p[i] += half_eps * g[i];
+      ++n;
+      h = -lp1 + vkn_kinetic(p, m);
+      if (!(h - h0 <= REAL(1000.0))) {  // also true for NaN
+        divergent = true;
+        break;
+      }
+    }
+    if (t == pc.proposal_at) {
+      for (int i = 0; i < VKN_DIM; ++i) {
+        pv[uint(i) * C + c] = q[i];
+        pv[uint(VKN_DIM + i) * C + c] = m[i] * p[i];
+      }
+    }
+    REAL accept = REAL(0);
+    if (!divergent) {
+      accept = min(REAL(1), vkn_exp(h0 - h));
+      if (isnan(accept)) accept = REAL(0);
+    }
+    const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
+    if (accepted) {
+      lp = lp1;
+      for (int i = 0; i < VKN_DIM; ++i) {
+        qv[uint(i) * C + c] = q[i];
+        gv[uint(i) * C + c] = g[i];
+      }
+    } else {
+      for (int i = 0; i < VKN_DIM; ++i) {
+        q[i] = qv[uint(i) * C + c];
+        g[i] = gv[uint(i) * C + c];
+      }
+    }
+    const uint st = t * 6u * C + c;
+    stv[st] = lp;
+    stv[st + C] = eps;
+    stv[st + 2u * C] = accept;
+    stv[st + 3u * C] = accepted ? h : h0;
+    stv[st + 4u * C] = REAL(n);
+    stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+    if (pc.keep_draws != 0u) {
+      for (int i = 0; i < VKN_DIM; ++i) dv[(t * uint(VKN_DIM) + uint(i)) * C + c] = q[i];
+    }
+  }
+  sv[c] = lp;
+}
+)";
+
+// One invocation per trajectory; writes every point (s = 0 .. steps) as [n][s][d].
+constexpr std::string_view kTrajectoryMain = R"(
+layout(push_constant) uniform Push { uint count; uint steps; } pc;
+
+void main() {
+  const uint c = gl_GlobalInvocationID.x;
+  const uint N = pc.count;
+  if (c >= N) return;
+  REAL q[VKN_DIM], p[VKN_DIM], g[VKN_DIM], m[VKN_DIM];
+  for (int i = 0; i < VKN_DIM; ++i) {
+    q[i] = q0v[uint(i) * N + c];
+    p[i] = p0v[uint(i) * N + c];
+    m[i] = mv[uint(i) * N + c];
+  }
+  const REAL eps = ev[c];
+  const REAL half_eps = REAL(0.5) * eps;
+  REAL lp = vkn_log_density(q, g);
+  for (uint s = 0u;; ++s) {
+    const uint at = c * (pc.steps + 1u) + s;
+    for (int i = 0; i < VKN_DIM; ++i) {
+      oq[at * uint(VKN_DIM) + uint(i)] = q[i];
+      op[at * uint(VKN_DIM) + uint(i)] = p[i];
+      og[at * uint(VKN_DIM) + uint(i)] = g[i];
+    }
+    olp[at] = lp;
+    if (s == pc.steps) break;
+    for (int i = 0; i < VKN_DIM; ++i) p[i] += half_eps * g[i];
+    for (int i = 0; i < VKN_DIM; ++i) q[i] += eps * m[i] * p[i];
+    lp = vkn_log_density(q, g);
+    for (int i = 0; i < VKN_DIM; ++i) p[i] += half_eps * g[i];
+  }
+}
+)";
+
+std::string with_real(std::string_view text, Precision p) {
+  const std::string real = p == Precision::f64 ? "double" : "float";
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 4, "REAL") == 0) {
+      out += real;
+      i += 4;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string transition_source(const Model& model, Precision p, uint32_t wg) {
+  const std::string real = p == Precision::f64 ? "double" : "float";
+  std::string s = header(model, p, wg);
+  s += buffer(kBindQ, "", real, "qv");
+  s += buffer(kBindGrad, "", real, "gv");
+  s += buffer(kBindMetric, "readonly", real, "mv");
+  s += buffer(kBindScalars, "", real, "sv");
+  s += buffer(kBindCounters, "readonly", "uint", "cnt");
+  s += buffer(kBindStats, "writeonly", real, "stv");
+  s += buffer(kBindDraws, "writeonly", real, "dv");
+  s += buffer(kBindProposals, "writeonly", real, "pv");
+  s += with_real(kTransitionMain, p);
+  return s;
+}
+
+std::string trajectory_source(const Model& model, Precision p, uint32_t wg) {
+  const std::string real = p == Precision::f64 ? "double" : "float";
+  std::string s = header(model, p, wg);
+  s += buffer(kBindQ0, "readonly", real, "q0v");
+  s += buffer(kBindP0, "readonly", real, "p0v");
+  s += buffer(kBindTMetric, "readonly", real, "mv");
+  s += buffer(kBindEps, "readonly", real, "ev");
+  s += buffer(kBindOutQ, "writeonly", real, "oq");
+  s += buffer(kBindOutP, "writeonly", real, "op");
+  s += buffer(kBindOutGrad, "writeonly", real, "og");
+  s += buffer(kBindOutLp, "writeonly", real, "olp");
+  s += with_real(kTrajectoryMain, p);
+  return s;
+}
+
+}  // namespace vkn::sampler::detail
