@@ -28,6 +28,7 @@ int kernels_command(Args args);
 int cache_command(Args args);
 int stop_command(Args args);
 int bench_daemon_command(Args args);
+int sample_command(Args args);  // sample_command.cc: HMC sampling on the GPU or CPU
 
 // True when args holds --help or -h.
 bool wants_help(Args args);

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   if (command == "cache") return cache_command(rest);
   if (command == "stop") return stop_command(rest);
   if (command == "bench-daemon") return bench_daemon_command(rest);
+  if (command == "sample") return sample_command(rest);
   std::fprintf(stderr, "vknode: unknown command '%s'\n\n%s", argv[1], kUsage);
   return kExitUsage;
 }
