@@ -23,7 +23,7 @@ using detail::BenchReport;
 using detail::BenchRow;
 using detail::RowSink;
 
-constexpr const char* kSections[] = {"init", "pipeline", "dispatch", "transfer", "node"};
+constexpr const char* kSections[] = {"init", "pipeline", "dispatch", "transfer", "node", "sampler"};
 
 // This binary, for re-executing it as the pipeline child: /proc/self/exe, else argv[0].
 Result<std::string> self_executable(const char* argv0) {
@@ -46,7 +46,7 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
   }
   if (selected.empty()) {
     return fail(Errc::invalid_argument,
-                vkn::format("--only '{}' matches no section (init, pipeline, dispatch, transfer, node)", options.only));
+                vkn::format("--only '{}' matches no section (init, pipeline, dispatch, transfer, node, sampler)", options.only));
   }
   if (!options.json_path.empty()) {  // fail before the run, not after it
     std::error_code ec;
@@ -83,6 +83,8 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
       r = detail::bench_dispatch(options, **device, sink);
     } else if (section == "transfer") {
       r = detail::bench_transfer(options, **device, sink);
+    } else if (section == "sampler") {
+      r = detail::bench_sampler(options, sink);
     } else {
       r = detail::bench_node(options, sink);
     }

@@ -31,6 +31,8 @@ using RowSink = std::function<void(BenchRow)>;
 // The node's overhead: with_node/exec round trips and tiny dispatches vs the core layer,
 // and exec throughput with 1, 4 and 16 callers. Starts (and stops) a node named "bench".
 [[nodiscard]] Result<void> bench_node(const BenchOptions& options, const RowSink& sink);
+// HMC sampling: leapfrog steps/s and ESS/s of the GPU backend beside the CPU fallback (bench_sampler.cc).
+[[nodiscard]] Result<void> bench_sampler(const BenchOptions& options, const RowSink& sink);
 
 // The child process of bench_pipeline; `args` are the words after "pipeline".
 int pipeline_child(int argc, char** argv);
