@@ -136,10 +136,29 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
   auto k = kernel_rate(c, **gpu, 0.1);
   if (!k) return fail(k.error());
   sink({.section = "sampler",
-        .metric = vkn::format("{}: kernel only, leapfrog steps/s (no draws kept) vs full GPU sampling", c.label),
+        .metric = vkn::format("{}: {} kernel only, leapfrog steps/s (no draws kept) vs full GPU sampling", c.label,
+                              (*gpu)->stats().kernel),
         .unit = "steps/s",
         .value = *k,
         .baseline = g->steps_per_second});
+  // Where the model has a specialized kernel, both kernels side by side (the automatic choice
+  // above is generic on CPU devices, specialized on GPUs).
+  go.kernel = KernelChoice::specialized;
+  auto special = GpuLeapfrogBackend::create(*c.model, go);
+  if (!special) return fail(special.error());
+  if ((*special)->stats().kernel != "generic") {
+    go.kernel = KernelChoice::generic;
+    auto generic = GpuLeapfrogBackend::create(*c.model, go);
+    if (!generic) return fail(generic.error());
+    auto ks = kernel_rate(c, **special, 0.1);
+    auto kg = kernel_rate(c, **generic, 0.1);
+    if (!ks || !kg) return fail(ks ? kg.error() : ks.error());
+    sink({.section = "sampler",
+          .metric = vkn::format("{}: kernel only, {} vs generic kernel", c.label, (*special)->stats().kernel),
+          .unit = "steps/s",
+          .value = *ks,
+          .baseline = *kg});
+  }
   return {};
 }
 

@@ -87,6 +87,7 @@ struct GpuLeapfrogBackend::Impl {
   size_t d = 0;
   bool f64 = false;
   KernelId transition{}, trajectory{};
+  uint32_t chains_per_group = 1;  // of the transition kernel
   std::vector<std::string> data_names;  // registry names, binding kDataBindingBase + i
   std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
   GpuBackendStats stats;
@@ -159,9 +160,14 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
   struct DeviceFacts {
     std::string name;
     bool float64 = false;
+    bool cpu = false;
   };
-  auto facts = with_node([](Context& c) { return DeviceFacts{c.device().info().name, c.device().info().has_float64}; },
-                         options.call);
+  auto facts = with_node(
+      [](Context& c) {
+        const DeviceInfo& info = c.device().info();
+        return DeviceFacts{info.name, info.has_float64, info.type == VK_PHYSICAL_DEVICE_TYPE_CPU};
+      },
+      options.call);
   if (!facts) return fail(facts.error());
   if (impl->f64 && !facts->float64) return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
@@ -173,7 +179,19 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
   }
   const auto t0 = std::chrono::steady_clock::now();
   co.name = "hmc_transition.comp";
-  auto transition = compile_compute_shader(transition_glsl(model, options.precision, options.workgroup_size), co);
+  std::string source;
+  const bool specialize = options.kernel == KernelChoice::specialized ||
+                          (options.kernel == KernelChoice::automatic && !facts->cpu);
+  if (specialize && detail::is_separable(model.glsl({options.precision}))) {
+    const detail::SeparableLayout layout = detail::separable_layout(impl->d);
+    source = detail::separable_transition_source(model, options.precision, layout);
+    impl->chains_per_group = layout.chains_per_group;
+    impl->stats.kernel = "separable";
+  } else {
+    source = transition_glsl(model, options.precision, options.workgroup_size);
+    impl->chains_per_group = options.workgroup_size;
+  }
+  auto transition = compile_compute_shader(source, co);
   if (!transition) return fail(transition.error());
   co.name = "hmc_trajectory.comp";
   auto trajectory = compile_compute_shader(trajectory_glsl(model, options.precision, options.workgroup_size), co);
@@ -197,7 +215,8 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
       if (auto r = write_buffer(name, 0, std::as_bytes(std::span(db.values)), options.call); !r) return fail(r.error());
     }
   }
-  log(LogLevel::info, "sampler: {} kernels ready in {:.3f} s{}", impl->name, impl->stats.compile_seconds,
+  log(LogLevel::info, "sampler: {} {} kernels ready in {:.3f} s{}", impl->name, impl->stats.kernel,
+      impl->stats.compile_seconds,
       impl->stats.shader_from_cache ? " (shader cache)" : "");
   return std::unique_ptr<GpuLeapfrogBackend>(new GpuLeapfrogBackend(std::move(impl)));
 }
@@ -275,7 +294,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       {detail::kBindCounters, buf("counters")}, {detail::kBindStats, buf("stats")},
       {detail::kBindDraws, buf("draws")},   {detail::kBindProposals, buf("proposals")}};
   for (auto& b : data_bindings()) bindings.push_back(b);
-  const uint32_t groups = static_cast<uint32_t>((C + options.workgroup_size - 1) / options.workgroup_size);
+  const uint32_t groups = static_cast<uint32_t>((C + chains_per_group - 1) / chains_per_group);
   const PhiloxKey key = philox_key(request.seed);
   uint32_t dispatches = 0;
   for (size_t first = 0; first < iters; first += options.max_iterations_per_dispatch) {

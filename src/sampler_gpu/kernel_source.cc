@@ -1,5 +1,7 @@
 #include "sampler_gpu/kernel_source.h"
 
+#include <algorithm>
+
 #include "util/strformat.h"
 
 namespace vkn::sampler::detail {
@@ -171,6 +173,134 @@ void main() {
 }
 )";
 
+// The separable transition: chain c = workgroup * CPW + lid / T; its coordinate i lives in
+// thread i / PER, slot i % PER. Every thread runs every loop with the same trip counts and
+// joins every barrier (threads of finished or absent chains compute on dummies), so the
+// reductions stay in uniform control flow.
+constexpr std::string_view kSeparableMain = R"(
+layout(push_constant) uniform Push {
+  uint key0; uint key1; uint chains; uint first; uint count; uint proposal_at; uint keep_draws; float jitter;
+} pc;
+
+shared REAL vkn_red[VKN_T * VKN_CPW];
+
+REAL vkn_chain_sum(REAL x, uint lid, uint base) {
+  vkn_red[lid] = x;
+  barrier();
+  for (uint s = VKN_T / 2u; s > 0u; s >>= 1u) {
+    if (lid - base < s) vkn_red[lid] += vkn_red[lid + s];
+    barrier();
+  }
+  const REAL r = vkn_red[base];
+  barrier();
+  return r;
+}
+
+void main() {
+  const uint lid = gl_LocalInvocationID.x;
+  const uint seg = lid / VKN_T, tid = lid % VKN_T, base = seg * VKN_T;
+  const uint C = pc.chains;
+  const uint c = gl_WorkGroupID.x * VKN_CPW + seg;
+  const bool live = c < C;
+  const uint cc = live ? c : 0u;
+  const uvec2 key = uvec2(pc.key0, pc.key1);
+  const uint chain = cnt[cc];
+  REAL q[VKN_PER], p[VKN_PER], g[VKN_PER], m[VKN_PER];
+  bool own[VKN_PER];
+  for (int k = 0; k < VKN_PER; ++k) {
+    const uint i = tid * uint(VKN_PER) + uint(k);
+    own[k] = live && i < uint(VKN_DIM);
+    q[k] = own[k] ? qv[i * C + c] : REAL(0);
+    g[k] = own[k] ? gv[i * C + c] : REAL(0);
+    m[k] = own[k] ? mv[i * C + c] : REAL(1);
+    p[k] = REAL(0);
+  }
+  REAL lp = sv[cc];
+  const REAL eps0 = sv[C + cc];
+  for (uint t = pc.first; t < pc.first + pc.count; ++t) {
+    const uint it = cnt[C + cc] + t;
+    const uint K = cnt[2u * C + t];
+    REAL ke = REAL(0);
+    for (int k = 0; k < VKN_PER; ++k) {
+      const uint i = tid * uint(VKN_PER) + uint(k);
+      const vec4 z = vkn_normal4(vkn_philox(uvec4(i / 4u, chain, it, 0u), key));
+      p[k] = own[k] ? REAL(z[i % 4u]) / sqrt(m[k]) : REAL(0);
+      ke += m[k] * p[k] * p[k];
+    }
+    const REAL h0 = -lp + REAL(0.5) * vkn_chain_sum(ke, lid, base);
+    const uvec4 ra = vkn_philox(uvec4(0u, chain, it, 1u), key);
+    REAL eps = eps0;
+    if (pc.jitter > 0.0) eps *= REAL(1.0) + REAL(pc.jitter) * (REAL(2.0) * REAL(vkn_unit(ra.y)) - REAL(1.0));
+    const REAL half_eps = REAL(0.5) * eps;
+    REAL h = h0, lp_local = REAL(0);
+    uint n = 0u;
+    bool divergent = false;
+    for (uint s = 0u; s < K; ++s) {
+      REAL e_local = REAL(0);
+      if (!divergent) {
+        lp_local = REAL(0);
+        for (int k = 0; k < VKN_PER; ++k) {
+          if (!own[k]) continue;
+          p[k] += half_eps * g[k];
+          q[k] += eps * m[k] * p[k];
+          REAL d;
+          lp_local += vkn_iid_element(q[k], d);
+          g[k] = d;
+          p[k] += half_eps * g[k];
+          e_local += m[k] * p[k] * p[k];
+        }
+        e_local = REAL(0.5) * e_local - lp_local;
+      }
+      const REAL hs = vkn_chain_sum(e_local, lid, base);
+      if (!divergent) {
+        ++n;
+        h = hs;
+        if (!(h - h0 <= REAL(1000.0))) divergent = true;  // also true for NaN
+      }
+    }
+    const REAL lp1 = K > 0u ? vkn_chain_sum(lp_local, lid, base) : lp;
+    if (t == pc.proposal_at) {
+      for (int k = 0; k < VKN_PER; ++k) {
+        const uint i = tid * uint(VKN_PER) + uint(k);
+        if (own[k]) {
+          pv[i * C + c] = q[k];
+          pv[(uint(VKN_DIM) + i) * C + c] = m[k] * p[k];
+        }
+      }
+    }
+    REAL accept = REAL(0);
+    if (!divergent) {
+      accept = min(REAL(1), vkn_exp(h0 - h));
+      if (isnan(accept)) accept = REAL(0);
+    }
+    const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
+    if (accepted) lp = lp1;
+    for (int k = 0; k < VKN_PER; ++k) {
+      const uint i = tid * uint(VKN_PER) + uint(k);
+      if (!own[k]) continue;
+      if (accepted) {
+        qv[i * C + c] = q[k];
+        gv[i * C + c] = g[k];
+      } else {
+        q[k] = qv[i * C + c];
+        g[k] = gv[i * C + c];
+      }
+      if (pc.keep_draws != 0u) dv[(t * uint(VKN_DIM) + i) * C + c] = q[k];
+    }
+    if (live && tid == 0u) {
+      const uint st = t * 6u * C + c;
+      stv[st] = lp;
+      stv[st + C] = eps;
+      stv[st + 2u * C] = accept;
+      stv[st + 3u * C] = accepted ? h : h0;
+      stv[st + 4u * C] = REAL(n);
+      stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+    }
+  }
+  if (live && tid == 0u) sv[c] = lp;
+}
+)";
+
 std::string with_real(std::string_view text, Precision p) {
   const std::string real = p == Precision::f64 ? "double" : "float";
   std::string out;
@@ -200,6 +330,38 @@ std::string transition_source(const Model& model, Precision p, uint32_t wg) {
   s += buffer(kBindDraws, "writeonly", real, "dv");
   s += buffer(kBindProposals, "writeonly", real, "pv");
   s += with_real(kTransitionMain, p);
+  return s;
+}
+
+bool is_separable(const std::string& model_glsl) {
+  return model_glsl.find(" vkn_iid_element(") != std::string::npos;
+}
+
+SeparableLayout separable_layout(size_t d) {
+  // At least 4 coordinates per thread (a Philox block's worth of work between reductions), at
+  // most 32 threads per chain (one warp on NVIDIA), 64 threads per workgroup.
+  SeparableLayout l;
+  const size_t want = (d + 3) / 4;
+  while (l.threads_per_chain < 32 && l.threads_per_chain < want) l.threads_per_chain *= 2;
+  l.per_thread = static_cast<uint32_t>((d + l.threads_per_chain - 1) / l.threads_per_chain);
+  l.chains_per_group = std::max<uint32_t>(1, 64 / l.threads_per_chain);
+  return l;
+}
+
+std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
+  const std::string real = p == Precision::f64 ? "double" : "float";
+  std::string s = header(model, p, l.threads_per_chain * l.chains_per_group);
+  s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n", l.threads_per_chain,
+                   l.chains_per_group, l.per_thread);
+  s += buffer(kBindQ, "", real, "qv");
+  s += buffer(kBindGrad, "", real, "gv");
+  s += buffer(kBindMetric, "readonly", real, "mv");
+  s += buffer(kBindScalars, "", real, "sv");
+  s += buffer(kBindCounters, "readonly", "uint", "cnt");
+  s += buffer(kBindStats, "writeonly", real, "stv");
+  s += buffer(kBindDraws, "writeonly", real, "dv");
+  s += buffer(kBindProposals, "writeonly", real, "pv");
+  s += with_real(kSeparableMain, p);
   return s;
 }
 

@@ -47,6 +47,18 @@ struct TrajectoryPush {
 };
 
 std::string transition_source(const Model& model, Precision precision, uint32_t workgroup_size);
+
+// Separable models (an iid family: the GLSL defines vkn_iid_element(x, out d), and the log
+// density is the sum of it over the coordinates) get a kernel that spreads each chain over
+// `threads_per_chain` invocations, each holding `per_thread` coordinates in registers, with one
+// shared-memory reduction per leapfrog step for the Hamiltonian. Same bindings and push
+// constants as the generic kernel; chains_per_group chains per workgroup.
+struct SeparableLayout {
+  uint32_t threads_per_chain = 1, per_thread = 1, chains_per_group = 1;
+};
+bool is_separable(const std::string& model_glsl);
+SeparableLayout separable_layout(size_t dimension);
+std::string separable_transition_source(const Model& model, Precision precision, const SeparableLayout& layout);
 std::string trajectory_source(const Model& model, Precision precision, uint32_t workgroup_size);
 
 }  // namespace vkn::sampler::detail

@@ -47,8 +47,10 @@ class GpuBackendTest : public ::testing::Test {
     }
     fs::remove_all(dir_);
   }
+  // Specialized kernels where the model has one, also on lavapipe (automatic would not).
   static GpuBackendOptions options(Precision p = Precision::f32) {
     GpuBackendOptions o;
+    o.kernel = KernelChoice::specialized;
     o.precision = p;
     o.call.node = std::string(kNode);
     return o;
@@ -144,24 +146,28 @@ TEST_F(GpuBackendTest, F64TrajectoriesMatchTheCpu) {
   for (const auto& [label, model] : models()) expect_trajectories_match(*model, Precision::f64, 10, 1e-9, label);
 }
 
-TEST_F(GpuBackendTest, TransitionUsesTheCpuRandomStreams) {
-  // Standard normal, 256 chains started at one point with one step size and metric: the GPU and
-  // CPU transitions differ only by rounding, so jittered step sizes agree to f32 precision,
-  // every trajectory has the same length and nearly every accept decision is the same.
-  auto model = testing::must(make_normal(6));
-  auto gpu = backend(*model);
-  ASSERT_NE(gpu, nullptr);
-  auto cpu = CpuLeapfrogBackend::create(*model, 2);
+// One transition of many chains started at one point, GPU vs CPU: the GPU and CPU transitions
+// differ only by rounding, so jittered step sizes agree to f32 precision, every trajectory has
+// the same length and nearly every accept decision is the same.
+void expect_transition_matches_cpu(const Model& model, const GpuBackendOptions& options, const std::string& kernel,
+                                   double step_size) {
+  auto gpu = GpuLeapfrogBackend::create(model, options);
+  ASSERT_TRUE(gpu.has_value()) << gpu.error().to_string();
+  EXPECT_EQ((*gpu)->stats().kernel, kernel) << model.name();
+  auto cpu = CpuLeapfrogBackend::create(model, 2);
   ASSERT_TRUE(cpu.has_value());
-  constexpr size_t kChains = 256;
+  constexpr size_t kChains = 200;  // not a multiple of any workgroup: the last one is partial
+  const size_t d = model.dimension();
   std::vector<ChainState> states(kChains);
   for (uint32_t c = 0; c < kChains; ++c) {
     auto& s = states[c];
-    s.q = {0.5, -0.25, 1.0, 0.125, -1.5, 0.75};
-    s.grad.resize(6);
-    s.lp = model->log_density(s.q, s.grad);
-    s.step_size = 0.5;
-    s.inv_metric.assign(6, 1.0);
+    s.q.resize(d);
+    for (size_t i = 0; i < d; ++i) s.q[i] = 0.125 * static_cast<double>((i * 7 + c) % 9) - 0.5;
+    s.grad.resize(d);
+    s.lp = model.log_density(s.q, s.grad);
+    s.step_size = step_size;
+    s.inv_metric.assign(d, 1.0);
+    for (size_t i = 0; i < d; i += 3) s.inv_metric[i] = 0.5;
     s.chain = c;
     s.iteration = 17;
   }
@@ -169,25 +175,68 @@ TEST_F(GpuBackendTest, TransitionUsesTheCpuRandomStreams) {
   const uint32_t steps[] = {8, 8, 8};
   AdvanceRequest req{1234, steps, 0.5, true, true};
   AdvanceOutput g, c;
-  auto gr = gpu->advance(gpu_states, req, g);
+  auto gr = (*gpu)->advance(gpu_states, req, g);
   ASSERT_TRUE(gr.has_value()) << gr.error().to_string();
   ASSERT_TRUE((*cpu)->advance(cpu_states, req, c).has_value());
   size_t same = 0;
-  for (size_t i = 0; i < kChains; ++i) {
+  for (size_t i = 0; i < kChains; ++i) {  // the first iteration starts from identical states
     EXPECT_NEAR(g.stats[i].step_size, c.stats[i].step_size, 1e-6) << i;
-    EXPECT_EQ(g.stats[i].n_leapfrog, c.stats[i].n_leapfrog) << i;
-    EXPECT_NEAR(g.stats[i].accept_stat, c.stats[i].accept_stat, 2e-3) << i;
+    EXPECT_EQ(g.stats[i].n_leapfrog, c.stats[i].n_leapfrog) << model.name() << " " << i;
+    EXPECT_NEAR(g.stats[i].accept_stat, c.stats[i].accept_stat, 5e-3) << model.name() << " " << i;
+    EXPECT_NEAR(g.stats[i].energy, c.stats[i].energy, 1e-3 * std::max(1.0, std::abs(c.stats[i].energy)));
     same += g.stats[i].accepted == c.stats[i].accepted;
   }
-  EXPECT_GE(same, kChains - 3);
+  EXPECT_GE(same, kChains - 3) << model.name();
   for (size_t i = 0; i < kChains; ++i) {
     EXPECT_EQ(gpu_states[i].iteration, 20u);
-    if (g.stats[2 * kChains + i].accepted) {
-      EXPECT_EQ(g.draws[(2 * kChains + i) * 6], gpu_states[i].q[0]);
-    }
+    EXPECT_NEAR(gpu_states[i].lp, g.stats[2 * kChains + i].lp, 1e-5 * std::max(1.0, std::abs(gpu_states[i].lp)));
+    for (size_t k = 0; k < d; ++k) EXPECT_FLOAT_EQ(g.draws[(2 * kChains + i) * d + k], gpu_states[i].q[k]);
+    // The kept lp belongs to the kept q.
+    std::vector<double> grad(d);
+    const double lp = model.log_density(gpu_states[i].q, grad);
+    EXPECT_NEAR(gpu_states[i].lp, lp, 1e-4 * std::max(1.0, std::abs(lp))) << model.name() << " " << i;
   }
-  ASSERT_EQ(g.proposal_q.size(), kChains * 6);
-  ASSERT_EQ(g.proposal_velocity.size(), kChains * 6);
+  ASSERT_EQ(g.proposal_q.size(), kChains * d);
+  ASSERT_EQ(g.proposal_velocity.size(), kChains * d);
+}
+
+TEST_F(GpuBackendTest, TransitionUsesTheCpuRandomStreams) {
+  auto o = options();
+  o.kernel = KernelChoice::generic;
+  expect_transition_matches_cpu(*testing::must(make_normal(6)), o, "generic", 0.5);
+  const auto data = testing::make_logistic_data(100, 3, 5);
+  expect_transition_matches_cpu(*testing::must(make_logistic_regression(3, data.x, data.y)), options(), "generic",
+                                0.1);
+}
+
+TEST_F(GpuBackendTest, SeparableKernelUsesTheCpuRandomStreams) {
+  // d = 37: 16 threads per chain of 3 coordinates each (11 idle slots); d = 100: 32 x 4; d = 2:
+  // one thread per chain.
+  for (size_t d : {37, 100, 2}) {
+    expect_transition_matches_cpu(*testing::must(make_normal(d, 0.5, 1.5)), options(), "separable", 0.4);
+  }
+  expect_transition_matches_cpu(*testing::must(make_gamma(5, 3.0, 2.0)), options(), "separable", 0.3);
+  expect_transition_matches_cpu(*testing::must(make_beta(9, 2.5, 1.5)), options(), "separable", 0.3);
+  expect_transition_matches_cpu(*testing::must(make_student_t(7, 4.0, -1.0, 1.5)), options(), "separable", 0.3);
+  if (has_float64()) {
+    expect_transition_matches_cpu(*testing::must(make_normal(37, 0.5, 1.5)), options(Precision::f64), "separable",
+                                  0.4);
+  }
+}
+
+TEST_F(GpuBackendTest, AutomaticKernelChoice) {
+  // Separable kernels on GPUs only: lavapipe runs barriers slowly, so there the generic one.
+  auto cpu_device = with_node([](Context& c) { return c.device().info().type == VK_PHYSICAL_DEVICE_TYPE_CPU; },
+                              options().call);
+  ASSERT_TRUE(cpu_device.has_value());
+  auto o = options();
+  o.kernel = KernelChoice::automatic;
+  auto iid = GpuLeapfrogBackend::create(*testing::must(make_normal(8)), o);
+  ASSERT_TRUE(iid.has_value());
+  EXPECT_EQ((*iid)->stats().kernel, *cpu_device ? "generic" : "separable");
+  auto schools = GpuLeapfrogBackend::create(*testing::must(make_eight_schools()), options());
+  ASSERT_TRUE(schools.has_value());
+  EXPECT_EQ((*schools)->stats().kernel, "generic");  // not separable: specialized falls back
 }
 
 TEST_F(GpuBackendTest, LongBlocksSplitIntoDispatches) {
@@ -223,10 +272,15 @@ TEST_F(GpuBackendTest, LongBlocksSplitIntoDispatches) {
 TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
   // theta ~ N(1, 2^2) in 4 dimensions; 64 chains x 200 draws. With an ESS of at least ~2000 per
   // coordinate the mean's MC sd is about 2 / sqrt(2000) = 0.045 (bound 0.2, > 4 sd), the
-  // variance's about 4 * sqrt(2 / 2000) = 0.13 (bound 0.8).
+  // variance's about 4 * sqrt(2 / 2000) = 0.13 (bound 0.8). Both kernels.
+  for (KernelChoice kernel : {KernelChoice::specialized, KernelChoice::generic}) {
+  SCOPED_TRACE(kernel == KernelChoice::generic ? "generic" : "separable");
   auto model = testing::must(make_normal(4, 1.0, 2.0));
-  auto gpu = backend(*model);
-  ASSERT_NE(gpu, nullptr);
+  auto o = options();
+  o.kernel = kernel;
+  auto created = GpuLeapfrogBackend::create(*model, o);
+  ASSERT_TRUE(created.has_value());
+  auto gpu = std::move(*created);
   SamplerConfig config;
   config.chains = 64;
   config.warmup = 150;
@@ -247,6 +301,7 @@ TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
     var /= static_cast<double>(x.size() - 1);
     EXPECT_NEAR(mean, 1.0, 0.2) << k;
     EXPECT_NEAR(var, 4.0, 0.8) << k;
+  }
   }
 }
 

@@ -28,13 +28,24 @@
 
 namespace vkn::sampler {
 
+// Which transition kernel runs. Structure-specific kernels exist today for iid families (each
+// chain's coordinates spread over several threads, one shared-memory reduction per leapfrog
+// step); other models always get the generic one-invocation-per-chain kernel.
+enum class KernelChoice {
+  automatic,    // specialized on GPUs; generic on CPU devices (lavapipe), where barriers are slow
+  generic,
+  specialized,  // where the model has one
+};
+
 struct GpuBackendOptions {
   Precision precision = Precision::f32;  // f64 requires the device's shaderFloat64
   CallOptions call;                      // which node, deadline per call
-  uint32_t workgroup_size = 64;          // chains per workgroup
+  // Chains per workgroup: one warp, so that a few thousand chains still spread over every SM.
+  uint32_t workgroup_size = 32;
   // Iterations per dispatch (a block of more iterations is split into several dispatches of one
   // Program) so that one dispatch stays well below the node's hang limit.
   uint32_t max_iterations_per_dispatch = 16;
+  KernelChoice kernel = KernelChoice::automatic;
 };
 
 struct GpuBackendStats {
@@ -43,6 +54,7 @@ struct GpuBackendStats {
   double compile_seconds = 0;   // shaderc (or cache read) at creation
   bool shader_from_cache = false;
   double gpu_wait_ms = 0;       // summed ProgramResult::gpu_wait_ms
+  std::string kernel = "generic";  // the transition kernel: "generic" or "separable"
 };
 
 class GpuLeapfrogBackend final : public LeapfrogBackend {
