@@ -1,6 +1,6 @@
-// `vknode selfcheck`: starts an in-process node on the selected device and runs built-in
-// kernels through it (as exec Programs) on fresh random input against CPU references,
-// then prints the node's status. The README's main job runs it.
+// `vknode selfcheck`: runs built-in kernels as exec Programs on fresh random input against
+// CPU references, through an in-process node on the selected device, or with --daemon
+// through the per-machine daemon (as a client). The README's main job runs it.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +12,7 @@
 
 #include "command.h"
 #include "util/strformat.h"
+#include "vknode/client/client.h"
 #include "vknode/node/node.h"
 
 namespace vkn::cli {
@@ -34,8 +35,41 @@ std::vector<std::byte> push_of(const T& p) {
   return {b.begin(), b.end()};
 }
 
+// Where the checks run: an in-process node, or the daemon through a client.
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual Result<void> create(const std::string& name, const BufferSpec& spec) = 0;
+  virtual Result<ProgramResult> run(const Program& p) = 0;
+};
+
+class NodeTarget final : public Target {
+ public:
+  explicit NodeTarget(CallOptions call) : call_(std::move(call)) {}
+  Result<void> create(const std::string& name, const BufferSpec& spec) override {
+    return create_buffer(name, spec, call_);
+  }
+  Result<ProgramResult> run(const Program& p) override { return exec(p, call_); }
+
+ private:
+  CallOptions call_;
+};
+
+class DaemonTarget final : public Target {
+ public:
+  explicit DaemonTarget(Client& client) : client_(client) {}
+  Result<void> create(const std::string& name, const BufferSpec& spec) override {
+    (void)client_.delete_buffer(name);  // left over from an earlier run of this user
+    return client_.create_buffer(name, spec);
+  }
+  Result<ProgramResult> run(const Program& p) override { return client_.exec(p); }
+
+ private:
+  Client& client_;
+};
+
 struct Checks {
-  CallOptions call;
+  Target& target;
   std::mt19937 rng{std::random_device{}()};
 
   Result<std::string> axpy() {
@@ -49,7 +83,7 @@ struct Checks {
         .dispatch(builtin_kernel_id(BuiltinKernel::axpy_f32), {{0, "selfcheck.x"}, {1, "selfcheck.y"}},
                   push_of(AxpyPush{n, 0.5f}), {n / 256, 1, 1})
         .download("selfcheck.y", 0, n * 4);
-    auto r = exec(p, call);
+    auto r = target.run(p);
     if (!r) return fail(r.error());
     const auto got = from_bytes<float>(r->downloads[0]);
     for (uint32_t i = 0; i < n; ++i) {
@@ -72,7 +106,7 @@ struct Checks {
         .dispatch(sum, {{0, "selfcheck.x"}, {1, "selfcheck.y", 0, 1024}}, push_of(ReducePush{n}), {256, 1, 1})
         .dispatch(sum, {{0, "selfcheck.y", 0, 1024}, {1, "selfcheck.x", 0, 256}}, push_of(ReducePush{256}), {1, 1, 1})
         .download("selfcheck.x", 0, 4);
-    auto r = exec(p, call);
+    auto r = target.run(p);
     if (!r) return fail(r.error());
     const float got = from_bytes<float>(r->downloads[0])[0];
     if (std::fabs(got - want) > 1e-5 * want) {
@@ -87,7 +121,7 @@ struct Checks {
     p.dispatch(builtin_kernel_id(BuiltinKernel::philox_f32), {{0, "selfcheck.x"}}, push_of(push),
                {push.count / 1024, 1, 1})
         .download("selfcheck.x", 0, push.count * 4);
-    auto r = exec(p, call);
+    auto r = target.run(p);
     if (!r) return fail(r.error());
     if (from_bytes<float>(r->downloads[0]) != philox_reference(push)) {
       return fail(Errc::job_failed, "philox differs from the CPU reference");
@@ -109,28 +143,11 @@ void print_status(const NodeStatus& s) {
 
 }  // namespace
 
-int selfcheck_command(Args args) {
-  if (wants_help(args)) {
-    std::puts("usage: vknode selfcheck\n\nStarts an in-process node on the selected device ($VKNODE_DEVICE) and runs\n"
-              "built-in kernels through it on random input against CPU references.\n"
-              "Exit 0 when all match, 1 otherwise.");
-    return kExitOk;
-  }
-  NodeOptions options;
-  options.name = "selfcheck";
-  const auto t0 = std::chrono::steady_clock::now();
-  if (auto r = start(options); !r) {
-    std::fprintf(stderr, "selfcheck: cannot start a node: %s\n", r.error().to_string().c_str());
-    return kExitFailure;
-  }
-  const double start_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("node started in %.1f ms\n", start_ms);
-  Checks c;
-  c.call.node = options.name;
-  c.call.timeout = std::chrono::seconds(120);
+int run_checks(Target& target) {
+  Checks c{target};
   int failures = 0;
   for (const char* name : {"selfcheck.x", "selfcheck.y"}) {
-    if (auto r = create_buffer(name, {4u << 20, ElementType::f32, {1u << 20}}, c.call); !r) {
+    if (auto r = target.create(name, {4u << 20, ElementType::f32, {1u << 20}}); !r) {
       std::fprintf(stderr, "selfcheck: %s\n", r.error().to_string().c_str());
       ++failures;
     }
@@ -145,6 +162,63 @@ int selfcheck_command(Args args) {
     std::printf("  %-16s %s  %s\n", name, r ? "ok  " : "FAIL", r ? r->c_str() : r.error().to_string().c_str());
     failures += r ? 0 : 1;
   }
+  return failures;
+}
+
+int selfcheck_daemon(const std::string& socket) {
+  ClientOptions options;
+  options.socket_path = socket;
+  options.name = "vknode selfcheck";
+  options.default_timeout = std::chrono::seconds(120);
+  auto client = Client::connect(options);
+  if (!client) {
+    std::fprintf(stderr, "selfcheck: no daemon: %s\n", client.error().to_string().c_str());
+    return kExitNoDaemon;
+  }
+  std::printf("connected to the daemon\n");
+  DaemonTarget target(**client);
+  int failures = run_checks(target);
+  for (const char* name : {"selfcheck.x", "selfcheck.y"}) (void)(*client)->delete_buffer(name);
+  std::printf("selfcheck (daemon): %s\n", failures == 0 ? "all checks passed" : "FAILED");
+  return failures == 0 ? kExitOk : kExitFailure;
+}
+
+int selfcheck_command(Args args) {
+  bool daemon = false;
+  std::string socket;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::puts("usage: vknode selfcheck [--daemon [--socket PATH]]\n\n"
+                "Runs built-in kernels on random input against CPU references, as exec Programs:\n"
+                "through an in-process node on the selected device ($VKNODE_DEVICE), or with\n"
+                "--daemon through the running daemon (socket as for 'vknode ping').\n"
+                "Exit 0 when all match, 1 otherwise, 2 bad usage, 3 no daemon running.");
+      return kExitOk;
+    } else if (a == "--daemon") {
+      daemon = true;
+    } else if (a == "--socket" && i + 1 < args.size()) {
+      socket = args[++i];
+    } else {
+      std::fprintf(stderr, "vknode selfcheck: unknown or incomplete option '%s'\n", args[i]);
+      return kExitUsage;
+    }
+  }
+  if (daemon) return selfcheck_daemon(socket);
+  NodeOptions options;
+  options.name = "selfcheck";
+  const auto t0 = std::chrono::steady_clock::now();
+  if (auto r = start(options); !r) {
+    std::fprintf(stderr, "selfcheck: cannot start a node: %s\n", r.error().to_string().c_str());
+    return kExitFailure;
+  }
+  const double start_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("node started in %.1f ms\n", start_ms);
+  CallOptions call;
+  call.node = options.name;
+  call.timeout = std::chrono::seconds(120);
+  NodeTarget target(call);
+  int failures = run_checks(target);
   auto s = status(options.name);
   if (s) {
     print_status(*s);
