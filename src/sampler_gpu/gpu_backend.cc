@@ -182,11 +182,17 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
   std::string source;
   const bool specialize = options.kernel == KernelChoice::specialized ||
                           (options.kernel == KernelChoice::automatic && !facts->cpu);
+  const auto logistic = specialize ? detail::logistic_structure(model) : std::nullopt;
+  const detail::LogisticLayout logistic_layout = detail::logistic_layout(impl->d, options.precision);
   if (specialize && detail::is_separable(model.glsl({options.precision}))) {
     const detail::SeparableLayout layout = detail::separable_layout(impl->d);
     source = detail::separable_transition_source(model, options.precision, layout);
     impl->chains_per_group = layout.chains_per_group;
     impl->stats.kernel = "separable";
+  } else if (logistic && logistic_layout.shared_bytes <= detail::kMinSharedBytes) {
+    source = detail::logistic_transition_source(model, options.precision, logistic_layout, *logistic);
+    impl->chains_per_group = logistic_layout.chains_per_group;
+    impl->stats.kernel = "logistic";
   } else {
     source = transition_glsl(model, options.precision, options.workgroup_size);
     impl->chains_per_group = options.workgroup_size;

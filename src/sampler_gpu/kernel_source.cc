@@ -38,6 +38,7 @@ std::string header(const Model& model, Precision p, uint32_t wg) {
   return s;
 }
 
+
 std::string buffer(uint32_t binding, std::string_view qualifier, std::string_view type, std::string_view name) {
   return vkn::format("layout(std430, set = 0, binding = {}) {} buffer B{} {{ {} {}[]; }};\n", binding, qualifier,
                      binding, type, name);
@@ -301,7 +302,9 @@ void main() {
 }
 )";
 
-std::string with_real(std::string_view text, Precision p) {
+}  // namespace
+
+std::string glsl_with_real(std::string_view text, Precision p) {
   const std::string real = p == Precision::f64 ? "double" : "float";
   std::string out;
   out.reserve(text.size());
@@ -316,7 +319,22 @@ std::string with_real(std::string_view text, Precision p) {
   return out;
 }
 
-}  // namespace
+
+std::string philox_glsl() { return std::string(kPhilox); }
+
+std::string transition_buffers(Precision p) {
+  const std::string real = p == Precision::f64 ? "double" : "float";
+  std::string s;
+  s += buffer(kBindQ, "", real, "qv");
+  s += buffer(kBindGrad, "", real, "gv");
+  s += buffer(kBindMetric, "readonly", real, "mv");
+  s += buffer(kBindScalars, "", real, "sv");
+  s += buffer(kBindCounters, "readonly", "uint", "cnt");
+  s += buffer(kBindStats, "writeonly", real, "stv");
+  s += buffer(kBindDraws, "writeonly", real, "dv");
+  s += buffer(kBindProposals, "writeonly", real, "pv");
+  return s;
+}
 
 std::string transition_source(const Model& model, Precision p, uint32_t wg) {
   const std::string real = p == Precision::f64 ? "double" : "float";
@@ -329,7 +347,7 @@ std::string transition_source(const Model& model, Precision p, uint32_t wg) {
   s += buffer(kBindStats, "writeonly", real, "stv");
   s += buffer(kBindDraws, "writeonly", real, "dv");
   s += buffer(kBindProposals, "writeonly", real, "pv");
-  s += with_real(kTransitionMain, p);
+  s += glsl_with_real(kTransitionMain, p);
   return s;
 }
 
@@ -361,7 +379,7 @@ std::string separable_transition_source(const Model& model, Precision p, const S
   s += buffer(kBindStats, "writeonly", real, "stv");
   s += buffer(kBindDraws, "writeonly", real, "dv");
   s += buffer(kBindProposals, "writeonly", real, "pv");
-  s += with_real(kSeparableMain, p);
+  s += glsl_with_real(kSeparableMain, p);
   return s;
 }
 
@@ -376,7 +394,7 @@ std::string trajectory_source(const Model& model, Precision p, uint32_t wg) {
   s += buffer(kBindOutP, "writeonly", real, "op");
   s += buffer(kBindOutGrad, "writeonly", real, "og");
   s += buffer(kBindOutLp, "writeonly", real, "olp");
-  s += with_real(kTrajectoryMain, p);
+  s += glsl_with_real(kTrajectoryMain, p);
   return s;
 }
 

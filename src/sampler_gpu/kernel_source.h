@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "vknode/sampler/model.h"
 
@@ -59,6 +61,32 @@ struct SeparableLayout {
 bool is_separable(const std::string& model_glsl);
 SeparableLayout separable_layout(size_t dimension);
 std::string separable_transition_source(const Model& model, Precision precision, const SeparableLayout& layout);
+// Logistic regression (the built-in model: N x d matrix X, 0/1 labels y, normal prior with
+// constant c0 and precision inv_var): `chains_per_group` chains per workgroup, each over
+// `threads_per_chain` invocations that own its coordinates; every leapfrog step streams X
+// through shared memory in tiles of `rows_per_tile` rows that all chains of the workgroup
+// share (eta and residuals per (row, chain) pair, then X^T r per (chain, coordinate)).
+// Shared pieces: the Philox GLSL of src/sampler/philox.h (vkn_philox, vkn_unit, vkn_normal4),
+// the transition kernel's buffer blocks (bindings 0 to 7), and "REAL" replaced by the type.
+std::string philox_glsl();
+std::string transition_buffers(Precision precision);
+std::string glsl_with_real(std::string_view text, Precision precision);
+
+struct LogisticLayout {
+  uint32_t threads_per_chain = 1, per_thread = 1, chains_per_group = 1, rows_per_tile = 1;
+  size_t shared_bytes = 0;  // must stay within 16 KiB (every device has that much)
+};
+inline constexpr size_t kMinSharedBytes = 16384;
+struct LogisticConstants {
+  double c0 = 0, inv_var = 0;
+};
+// The constants when `model` is the built-in logistic regression (name, data buffers X and y),
+// read off its CPU log density and checked at random points to 1e-9 relative; else nullopt.
+std::optional<LogisticConstants> logistic_structure(const Model& model);
+LogisticLayout logistic_layout(size_t dimension, Precision precision);
+std::string logistic_transition_source(const Model& model, Precision precision, const LogisticLayout& layout,
+                                       const LogisticConstants& constants);
+
 std::string trajectory_source(const Model& model, Precision precision, uint32_t workgroup_size);
 
 }  // namespace vkn::sampler::detail

@@ -205,8 +205,53 @@ TEST_F(GpuBackendTest, TransitionUsesTheCpuRandomStreams) {
   o.kernel = KernelChoice::generic;
   expect_transition_matches_cpu(*testing::must(make_normal(6)), o, "generic", 0.5);
   const auto data = testing::make_logistic_data(100, 3, 5);
-  expect_transition_matches_cpu(*testing::must(make_logistic_regression(3, data.x, data.y)), options(), "generic",
-                                0.1);
+  expect_transition_matches_cpu(*testing::must(make_logistic_regression(3, data.x, data.y)), o, "generic", 0.1);
+}
+
+TEST_F(GpuBackendTest, LogisticKernelUsesTheCpuRandomStreams) {
+  // N not a multiple of the tile; d = 3 (4 threads per chain), 8, 33 (32 threads x 2 coordinates).
+  for (auto [n, d] : {std::pair<size_t, size_t>{100, 3}, {300, 8}, {70, 33}}) {
+    const auto data = testing::make_logistic_data(n, d, 5);
+    expect_transition_matches_cpu(*testing::must(make_logistic_regression(d, data.x, data.y)), options(), "logistic",
+                                  d > 10 ? 0.02 : 0.05);
+  }
+  if (has_float64()) {
+    const auto data = testing::make_logistic_data(300, 5, 9);
+    expect_transition_matches_cpu(*testing::must(make_logistic_regression(5, data.x, data.y)),
+                                  options(Precision::f64), "logistic", 0.05);
+  }
+}
+
+TEST_F(GpuBackendTest, LogisticPosteriorMatchesACpuRun) {
+  // 32 chains x 100 draws on each side; the posterior sds are about 0.25, so the difference of
+  // two means with ESS >= 800 each has sd <= 0.25 * sqrt(2 / 800) = 0.0125; bound 0.06.
+  const auto data = testing::make_logistic_data(100, 3, 21);
+  auto model = testing::must(make_logistic_regression(3, data.x, data.y));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_EQ(gpu->stats().kernel, "logistic");
+  SamplerConfig config;
+  config.chains = 32;
+  config.warmup = 100;
+  config.draws = 100;
+  config.steps = 8;
+  config.threads = 2;
+  auto g = sample(*model, config, gpu.get());
+  config.seed = 1;
+  auto c = sample(*model, config);
+  ASSERT_TRUE(g.has_value()) << g.error().to_string();
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(g->fallback_reason.empty());
+  for (size_t k = 0; k < 3; ++k) {
+    const auto gx = g->param_draws(k), cx = c->param_draws(k);
+    double gm = 0, cm = 0;
+    for (double v : gx) gm += v;
+    for (double v : cx) cm += v;
+    gm /= static_cast<double>(gx.size());
+    cm /= static_cast<double>(cx.size());
+    EXPECT_NEAR(gm, cm, 0.06) << k;
+    EXPECT_NEAR(gm, data.beta[k], 1.0) << k;  // the truth, within the posterior's reach
+  }
 }
 
 TEST_F(GpuBackendTest, SeparableKernelUsesTheCpuRandomStreams) {
