@@ -327,6 +327,15 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   auto result = run(p, dispatches);
   if (!result) return fail(result.error());
   const auto& dl = result->downloads;
+  if (request.keep_draws) {  // [t][i][c] to [t][c][i], reading the download in order
+    for (size_t t = 0; t < iters; ++t) {
+      double* block = &out.draws[(out_first + t) * C * d];
+      for (size_t i = 0; i < d; ++i) {
+        const size_t from = (t * d + i) * C;
+        for (size_t c = 0; c < C; ++c) block[c * d + i] = real_at(dl[4], from + c, f64);
+      }
+    }
+  }
   for (size_t c = 0; c < C; ++c) {
     ChainState& s = states[c];
     for (size_t i = 0; i < d; ++i) {
@@ -346,10 +355,6 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       const auto flags = static_cast<uint32_t>(real_at(dl[3], base + 5 * C, f64));
       st.divergent = (flags & 1u) != 0;
       st.accepted = (flags & 2u) != 0;
-      if (request.keep_draws) {
-        double* draw = &out.draws[((out_first + t) * C + c) * d];
-        for (size_t i = 0; i < d; ++i) draw[i] = real_at(dl[4], (t * d + i) * C + c, f64);
-      }
     }
     if (proposals) {
       const auto& pd = dl[request.keep_draws ? 5 : 4];
