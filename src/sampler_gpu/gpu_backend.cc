@@ -88,6 +88,7 @@ struct GpuLeapfrogBackend::Impl {
   bool f64 = false;
   KernelId transition{}, trajectory{};
   uint32_t chains_per_group = 1;  // of the transition kernel
+  uint64_t max_buffer_bytes = kMaxDownloadBytes;  // per binding: also maxStorageBufferRange
   std::vector<std::string> data_names;  // registry names, binding kDataBindingBase + i
   std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
   GpuBackendStats stats;
@@ -161,16 +162,19 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
     std::string name;
     bool float64 = false;
     bool cpu = false;
+    uint64_t max_range = 0;
   };
   auto facts = with_node(
       [](Context& c) {
         const DeviceInfo& info = c.device().info();
-        return DeviceFacts{info.name, info.has_float64, info.type == VK_PHYSICAL_DEVICE_TYPE_CPU};
+        return DeviceFacts{info.name, info.has_float64, info.type == VK_PHYSICAL_DEVICE_TYPE_CPU,
+                           info.max_storage_buffer_range};
       },
       options.call);
   if (!facts) return fail(facts.error());
   if (impl->f64 && !facts->float64) return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
+  impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_range);
 
   // Compile both kernels, cached beside the node's pipeline cache.
   ShaderCompileOptions co;
@@ -248,9 +252,14 @@ Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states, const Adv
   out.proposal_q.assign(request.keep_proposals ? chains * d : 0, 0.0);
   out.proposal_velocity.assign(request.keep_proposals ? chains * d : 0, 0.0);
   if (chains == 0 || iters == 0) return {};
-  // Iterations per Program, so that one block's downloads stay bounded.
-  const uint64_t per_iter = chains * m.real_bytes() * (kStatWords + (request.keep_draws ? d : 0));
-  const size_t block = std::max<size_t>(1, kMaxDownloadBytes / std::max<uint64_t>(per_iter, 1));
+  // Iterations per Program, so that the stats and draws buffers of one Program stay within the
+  // device's storage-buffer range and the downloads bounded.
+  const uint64_t per_iter = chains * m.real_bytes() * std::max<uint64_t>(kStatWords, request.keep_draws ? d : 0);
+  if (per_iter > m.max_buffer_bytes || d * chains * m.real_bytes() > m.max_buffer_bytes) {
+    return fail(Errc::invalid_argument, "one iteration of these chains exceeds the device's storage-buffer range",
+                vkn::format("{} bytes > {}", per_iter, m.max_buffer_bytes));
+  }
+  const size_t block = std::max<size_t>(1, m.max_buffer_bytes / per_iter);
   for (size_t first = 0; first < iters; first += block) {
     const size_t n = std::min(block, iters - first);
     const bool proposals = request.keep_proposals && first + n == iters;
@@ -391,9 +400,9 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
     eps.set(c, r.step_size[c]);
   }
   const uint64_t in_bytes = d * n * rb, out_bytes = points * d * rb;
-  if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2) {
+  if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2 || out_bytes > m.max_buffer_bytes) {
     return fail(Errc::invalid_argument, "trajectory batch too large for one Program",
-                vkn::format("{} bytes", 3 * out_bytes));
+                vkn::format("{} bytes per output", out_bytes));
   }
   for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"t.q0", in_bytes}, {"t.p0", in_bytes},
                              {"t.metric", in_bytes}, {"t.eps", n * rb}, {"t.q", out_bytes}, {"t.p", out_bytes},

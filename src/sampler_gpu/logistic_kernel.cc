@@ -20,7 +20,9 @@ layout(push_constant) uniform Push {
 
 const uint VKN_WG = VKN_T * VKN_G;
 const uint VKN_TILES = (uint(VKN_N) + VKN_R - 1u) / VKN_R;
-shared float vkn_xs[VKN_R * uint(VKN_DIM)];
+// Odd row stride: the pairs of a warp read one column of consecutive rows without bank conflicts.
+const uint VKN_XS = uint(VKN_DIM) + 1u - uint(VKN_DIM) % 2u;
+shared float vkn_xs[VKN_R * VKN_XS];
 shared float vkn_ys[VKN_R];
 shared REAL vkn_res[VKN_G * VKN_R];   // residuals, then log-likelihood terms, per (chain, row)
 shared REAL vkn_beta[VKN_G * uint(VKN_DIM)];
@@ -53,8 +55,8 @@ REAL vkn_likelihood_pass(uint lid, uint seg, uint tid, inout REAL gacc[VKN_PER])
   for (uint tile = 0u; tile < VKN_TILES; ++tile) {
     const uint row0 = tile * VKN_R;
     for (uint idx = lid; idx < VKN_R * uint(VKN_DIM); idx += VKN_WG) {
-      const uint row = row0 + idx / uint(VKN_DIM);
-      vkn_xs[idx] = row < uint(VKN_N) ? vkn_X[row0 * uint(VKN_DIM) + idx] : 0.0;
+      const uint r = idx / uint(VKN_DIM);
+      vkn_xs[r * VKN_XS + idx % uint(VKN_DIM)] = row0 + r < uint(VKN_N) ? vkn_X[row0 * uint(VKN_DIM) + idx] : 0.0;
     }
     for (uint r = lid; r < VKN_R; r += VKN_WG) vkn_ys[r] = row0 + r < uint(VKN_N) ? vkn_y[row0 + r] : 0.0;
     barrier();
@@ -63,7 +65,7 @@ REAL vkn_likelihood_pass(uint lid, uint seg, uint tid, inout REAL gacc[VKN_PER])
       if (pair >= VKN_G * VKN_R) break;
       const uint cl = pair / VKN_R, r = pair % VKN_R;
       REAL eta = REAL(0);
-      for (int j = 0; j < VKN_DIM; ++j) eta += REAL(vkn_xs[r * uint(VKN_DIM) + uint(j)]) * vkn_beta[cl * uint(VKN_DIM) + uint(j)];
+      for (int j = 0; j < VKN_DIM; ++j) eta += REAL(vkn_xs[r * VKN_XS + uint(j)]) * vkn_beta[cl * uint(VKN_DIM) + uint(j)];
       const REAL e = vkn_exp(-abs(eta));
       const REAL yn = REAL(vkn_ys[r]);
       const bool in_data = row0 + r < uint(VKN_N);
@@ -75,7 +77,7 @@ REAL vkn_likelihood_pass(uint lid, uint seg, uint tid, inout REAL gacc[VKN_PER])
       const uint j = tid * uint(VKN_PER) + uint(k);
       if (j < uint(VKN_DIM)) {
         REAL acc = REAL(0);
-        for (uint r = 0u; r < VKN_R; ++r) acc += REAL(vkn_xs[r * uint(VKN_DIM) + j]) * vkn_res[seg * VKN_R + r];
+        for (uint r = 0u; r < VKN_R; ++r) acc += REAL(vkn_xs[r * VKN_XS + j]) * vkn_res[seg * VKN_R + r];
         gacc[k] += acc;
       }
     }
@@ -266,7 +268,7 @@ LogisticLayout logistic_layout(size_t d, Precision precision) {
   // residuals (per row), q of the workgroup's chains and the reduction buffers (fixed).
   const size_t rb = precision == Precision::f64 ? 8 : 4, wg = l.threads_per_chain * l.chains_per_group;
   const size_t fixed = l.chains_per_group * d * rb + 2 * wg * rb + 256;
-  const size_t per_row = 4 * d + 4 + l.chains_per_group * rb;
+  const size_t per_row = 4 * (d + 1 - d % 2) + 4 + l.chains_per_group * rb;
   size_t rows = fixed < 16384 ? (16384 - fixed) / per_row : 1;
   size_t pow2 = 1;
   while (pow2 * 2 <= rows) pow2 *= 2;
