@@ -168,21 +168,54 @@ Result<void> delete_buffer(std::string_view name, const CallOptions& call) {
   return with_node([n = std::string(name)](Context& ctx) { return ctx.buffers().remove(n); }, call);
 }
 
+namespace {
+
+// Whether a call can outlive its caller: it has a deadline of its own or the node's.
+bool has_deadline(const CallOptions& call) {
+  if (call.timeout) return true;
+  auto node = find_node(call.node);
+  return node && node->default_timeout().has_value();
+}
+
+constexpr std::chrono::seconds kTransferLimit{120};
+
+}  // namespace
+
 Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
-                          const CallOptions& call) {
-  // One copy, owned by the job: it may still run after a caller that timed out returned.
-  auto owned = std::make_shared<const std::vector<std::byte>>(data.begin(), data.end());
-  return with_node([n = std::string(name), offset, owned](Context& ctx) -> Result<void> {
+                          std::shared_ptr<const void> keep_alive, const CallOptions& call) {
+  return with_node([n = std::string(name), offset, data, keep = std::move(keep_alive)](Context& ctx) -> Result<void> {
     auto b = ctx.buffers().get_for_write(n);
     if (!b) return fail(b.error());
-    if (auto r = (*b)->check_range(offset, owned->size()); !r) return r;
+    if (auto r = (*b)->check_range(offset, data.size()); !r) return r;
+    if (data.empty()) return {};
     // Host-visible VRAM and nothing in flight: write in place, no staging, no copy command.
     constexpr uint64_t kDirectWriteMax = 4u << 20;
-    if ((*b)->is_mapped() && owned->size() <= kDirectWriteMax && ctx.stream().is_idle() &&
+    if ((*b)->is_mapped() && data.size() <= kDirectWriteMax && ctx.stream().is_idle() &&
         !ctx.stream().has_open_batch()) {
-      return (*b)->write_mapped(offset, *owned);
+      return (*b)->write_mapped(offset, data);
     }
-    return ctx.stream().upload(**b, offset, *owned, std::chrono::seconds(60));
+    return ctx.stream().upload(**b, offset, data, kTransferLimit);
+  }, call);
+}
+
+Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+                          const CallOptions& call) {
+  if (!has_deadline(call)) return write_buffer(name, offset, data, nullptr, call);  // the caller waits it out
+  auto owned = std::make_shared<const std::vector<std::byte>>(data.begin(), data.end());
+  return write_buffer(name, offset, *owned, owned, call);
+}
+
+Result<void> read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
+                              std::shared_ptr<void> keep_alive, const CallOptions& call) {
+  if (keep_alive == nullptr && has_deadline(call)) {
+    return fail(Errc::invalid_argument, "read_buffer_into with a deadline needs a keep-alive owner of the output");
+  }
+  return with_node([n = std::string(name), offset, out, keep = std::move(keep_alive)](Context& ctx) -> Result<void> {
+    auto b = ctx.buffers().get(n);
+    if (!b) return fail(b.error());
+    if (auto r = (*b)->check_range(offset, out.size()); !r) return r;
+    if (out.empty()) return {};
+    return ctx.stream().download(**b, offset, out, kTransferLimit);
   }, call);
 }
 
@@ -194,7 +227,7 @@ Result<std::vector<std::byte>> read_buffer(std::string_view name, uint64_t offse
     const uint64_t size = bytes ? bytes : (*b)->size() - std::min(offset, (*b)->size());
     if (auto r = (*b)->check_range(offset, size); !r) return fail(r.error());
     std::vector<std::byte> out(size);
-    if (auto r = ctx.stream().download(**b, offset, out, std::chrono::seconds(60)); !r) return fail(r.error());
+    if (auto r = ctx.stream().download(**b, offset, out, kTransferLimit); !r) return fail(r.error());
     return out;
   }, call);
 }

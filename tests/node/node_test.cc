@@ -306,6 +306,32 @@ TEST_F(NodeTest, ReadsAndWritesRanges) {
   EXPECT_EQ(read_buffer("nope", 0, 0, call_).error().code, Errc::not_found);
 }
 
+TEST_F(NodeTest, ZeroCopyReadsAndWritesHonourDeadlines) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("z", {8 << 20}, call_).has_value());  // above the in-place write limit
+  auto src = std::make_shared<std::vector<std::byte>>(8 << 20);
+  for (size_t i = 0; i < src->size(); ++i) (*src)[i] = std::byte(i * 13);
+  CallOptions timed = call_;
+  timed.timeout = 30s;
+  ASSERT_TRUE(write_buffer("z", 0, *src, src, timed).has_value());
+  auto dst = std::make_shared<std::vector<std::byte>>(src->size());
+  ASSERT_TRUE(read_buffer_into("z", 0, *dst, dst, timed).has_value());
+  EXPECT_EQ(*dst, *src);
+  // Without an owner, a deadline is refused: the node could write memory the caller freed.
+  std::vector<std::byte> plain(16);
+  EXPECT_EQ(read_buffer_into("z", 0, plain, nullptr, timed).error().code, Errc::invalid_argument);
+  ASSERT_TRUE(read_buffer_into("z", 16, plain, nullptr, call_).has_value());  // no deadline: fine
+  EXPECT_TRUE(std::equal(plain.begin(), plain.end(), src->begin() + 16));
+  // The copying write (with a deadline) and the borrowing one (without) land alike.
+  std::vector<std::byte> small(64, std::byte{9});
+  ASSERT_TRUE(write_buffer("z", 100, small, timed).has_value());
+  ASSERT_TRUE(write_buffer("z", 200, small, call_).has_value());
+  auto back = read_buffer("z", 100, 164, call_);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ((*back)[0], std::byte{9});
+  EXPECT_EQ((*back)[163], std::byte{9});
+}
+
 TEST_F(NodeTest, DeviceLossRecoversWithDurableBuffersIntact) {
   start_node(options());
   ASSERT_TRUE(create_buffer("keep", {1024, ElementType::u32, {256}, true}, call_).has_value());

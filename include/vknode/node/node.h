@@ -217,11 +217,22 @@ KernelId builtin_kernel_id(BuiltinKernel kernel);
 // --- Buffer registry through the node. ---
 [[nodiscard]] Result<void> create_buffer(std::string_view name, const BufferSpec& spec, const CallOptions& call = {});
 [[nodiscard]] Result<void> delete_buffer(std::string_view name, const CallOptions& call = {});
+// Writes `data` at `offset`. A call without a deadline reads the caller's memory in
+// place; with a deadline it copies `data` first (the job may outlive a timed-out caller).
 [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
                                         const CallOptions& call = {});
+// Zero-copy whatever the deadline: the job holds `keep_alive` for as long as it may touch
+// `data` (e.g. the owner of a shared-memory mapping).
+[[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+                                        std::shared_ptr<const void> keep_alive, const CallOptions& call = {});
 // bytes == 0 reads to the end of the buffer.
 [[nodiscard]] Result<std::vector<std::byte>> read_buffer(std::string_view name, uint64_t offset = 0,
                                                          uint64_t bytes = 0, const CallOptions& call = {});
+// Reads out.size() bytes into `out` (no allocation: reuse `out` across calls). The job
+// holds `keep_alive` while it may write `out`; pass nullptr only for a call without a
+// deadline (else invalid_argument: a timed-out caller's memory could be written later).
+[[nodiscard]] Result<void> read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
+                                            std::shared_ptr<void> keep_alive, const CallOptions& call = {});
 [[nodiscard]] Result<std::vector<BufferEntryInfo>> list_buffers(const CallOptions& call = {});
 
 // --- Operations. ---
