@@ -38,16 +38,19 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
   h.timeout_ms = static_cast<uint32_t>(timeout.count());
   auto frame = protocol::make_frame(h, w.take());
   if (!frame) return fail(frame.error());
-  // Bound the hello exchange by the connect timeout.
-  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  // The socket is non-blocking from here on; the hello exchange is bounded by the
+  // connect timeout, later sends by each call's deadline.
+  ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+  // A fresh socket takes a small hello at once.
   if (auto r = protocol::send_frame(fd->get(), *frame); !r) {
     return fail(Errc::node_dead, "the daemon closed the connection during hello", r.error().message);
   }
-  auto reply = protocol::recv_frame(fd->get(), protocol::kMaxAttachment);
+  auto reply = protocol::recv_frame(fd->get(), protocol::kMaxAttachment, timeout);
   if (!reply) {
-    if (reply.error().code == Errc::io_error) return fail(Errc::node_dead, "no hello reply", reply.error().message);
+    const Errc code = reply.error().code;
+    if (code == Errc::io_error || code == Errc::node_timeout) {
+      return fail(Errc::node_dead, "no hello reply from the daemon", reply.error().message);
+    }
     return fail(reply.error());
   }
   if (!reply->header.is_reply() || reply->header.type != MessageType::hello || reply->header.request_id != 1) {
@@ -57,11 +60,6 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
   if (auto e = protocol::decode_error(r); !e) return fail(e.error());
   auto hello = protocol::decode_hello_reply(r);
   if (!hello) return fail(hello.error());
-  timeval none{0, 0};
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-  // Non-blocking from here: sends poll against each call's deadline.
-  ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
   return std::unique_ptr<ClientConnection>(new ClientConnection(std::move(*fd), std::move(*hello)));
 }
 

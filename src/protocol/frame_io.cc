@@ -103,6 +103,10 @@ Result<void> send_frame(int sock, const OutgoingFrame& frame) {
     auto sent = send_some(sock, frame, offset);
     if (!sent) return fail(sent.error());
     offset += *sent;
+    if (*sent == 0) {  // a non-blocking socket is full: wait for room
+      pollfd p{sock, POLLOUT, 0};
+      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return fail(socket_error("poll", errno));
+    }
   }
   return {};
 }
@@ -138,7 +142,7 @@ Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into, std::vector<U
 
 namespace {
 
-Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds) {
+Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds, int timeout_ms) {
   size_t done = 0;
   while (done < into.size()) {
     auto got = recv_some(sock, into.subspan(done), fds);
@@ -146,7 +150,9 @@ Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueF
     if (got->eof) return fail(Errc::node_dead, "the daemon closed the connection");
     if (got->would_block) {
       pollfd p{sock, POLLIN, 0};
-      if (::poll(&p, 1, -1) < 0 && errno != EINTR) return fail(socket_error("poll", errno));
+      const int ready = ::poll(&p, 1, timeout_ms);
+      if (ready < 0 && errno != EINTR) return fail(socket_error("poll", errno));
+      if (ready == 0) return fail(Errc::node_timeout, "the daemon sent nothing in time");
       continue;
     }
     done += got->bytes;
@@ -156,16 +162,17 @@ Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueF
 
 }  // namespace
 
-Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment) {
+Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment, std::optional<std::chrono::milliseconds> timeout) {
+  const int timeout_ms = timeout ? static_cast<int>(timeout->count()) : -1;
   std::vector<UniqueFd> fds;
   HeaderBytes header_bytes;
-  if (auto r = recv_exact(sock, header_bytes, fds); !r) return fail(r.error());
+  if (auto r = recv_exact(sock, header_bytes, fds, timeout_ms); !r) return fail(r.error());
   auto header = decode_header(header_bytes);
   if (!header) return fail(header.error());
   IncomingFrame frame;
   frame.header = *header;
   frame.payload.resize(header->payload_size);
-  if (auto r = recv_exact(sock, frame.payload, fds); !r) return fail(r.error());
+  if (auto r = recv_exact(sock, frame.payload, fds, timeout_ms); !r) return fail(r.error());
   const size_t expected = header->has_attachment() ? 1 : 0;
   if (fds.size() != expected) {
     return fail(Errc::protocol_error, "frame descriptors do not match its flags",

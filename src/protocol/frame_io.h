@@ -66,10 +66,13 @@ struct RecvOutcome {
 inline constexpr int kMaxFdsPerRecv = 4;
 [[nodiscard]] Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds);
 
-// Reads one whole frame and maps its attachment; on a non-blocking socket it polls.
-// Errors: node_dead on EOF or reset, protocol_error for a bad header, stray or
-// missing descriptors, or an attachment above `max_attachment`.
-[[nodiscard]] Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment);
+// Reads one whole frame and maps its attachment; on a non-blocking socket it polls,
+// waiting at most `timeout` for each piece (none: forever).
+// Errors: node_dead on EOF or reset, node_timeout when nothing came in time,
+// protocol_error for a bad header, stray or missing descriptors, or an attachment
+// above `max_attachment`.
+[[nodiscard]] Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment,
+                                               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
 // The error of a reply: decodes the envelope at the start of `frame`'s payload and
 // leaves `r` after it.

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/codec.h"
@@ -34,6 +35,11 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
     if (!header_) {
       into = std::span(header_bytes_).subspan(header_got_);
     } else {
+      // Grow the payload buffer as bytes arrive, so a header that announces 64 MiB
+      // commits no memory until the client actually sends it.
+      if (payload_got_ == payload_.size() && payload_.size() < header_->payload_size) {
+        payload_.resize(std::min<size_t>(header_->payload_size, std::max<size_t>(64 * 1024, 2 * payload_.size())));
+      }
       into = std::span(payload_).subspan(payload_got_);
     }
     if (!into.empty()) {
@@ -60,10 +66,10 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
                                           h->request_id, h->type, true});
       }
       header_ = *h;
-      payload_.resize(h->payload_size);
+      payload_.clear();
       payload_got_ = 0;
     }
-    if (payload_got_ < payload_.size()) continue;
+    if (payload_got_ < header_->payload_size) continue;
 
     // A whole frame: check its descriptor against its flag.
     protocol::IncomingFrame frame;

@@ -237,6 +237,24 @@ TEST_F(LifecycleTest, InheritedSocketIsServedAndLeftInPlace) {
   EXPECT_TRUE(std::filesystem::exists(socket()));  // systemd's to remove
 }
 
+TEST_F(LifecycleTest, DaemonThatNeverAnswersHelloIsNodeDeadInTime) {
+  // Something listens on the socket but never accepts or answers.
+  protocol::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, socket().c_str());
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd.get(), 4), 0);
+  ClientOptions o;
+  o.socket_path = socket();
+  o.connect_timeout = milliseconds(200);
+  const auto start = std::chrono::steady_clock::now();
+  auto c = Client::connect(o);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::node_dead);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));
+}
+
 TEST_F(LifecycleTest, NoDaemonIsNodeDead) {
   auto c = connect();
   ASSERT_FALSE(c);
