@@ -75,7 +75,8 @@ Result<RunFigures> run(const Case& c, uint32_t chains, LeapfrogBackend* backend)
   f.min_ess = s.min_ess_bulk;
   f.ess_per_second = s.min_ess_bulk / f.seconds;
   f.backend = r->backend;
-  if (!r->fallback_reason.empty()) return fail(Errc::device_lost, "the GPU run fell back to the CPU", r->fallback_reason);
+  if (!r->fallback_reason.empty())
+    return fail(Errc::device_lost, "the GPU run fell back to the CPU", r->fallback_reason);
   return f;
 }
 
@@ -113,31 +114,35 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
   if (!gpu) return fail(gpu.error());
   const double create_ms = elapsed_us(t0) * 1e-3;
   sink({.section = "sampler",
-        .metric = vkn::format("{}: GPU backend creation (shaderc{}, pipeline, data upload)", c.label,
-                              (*gpu)->stats().shader_from_cache ? " from disk cache" : ""),
+        .metric = vkn::format("{}: GPU backend creation (shaderc{}, pipeline, data upload)",
+                              c.label, (*gpu)->stats().shader_from_cache ? " from disk cache" : ""),
         .unit = "ms",
         .value = create_ms});
   auto g = run(c, c.chains, gpu->get());
   if (!g) return fail(g.error());
   auto cpu = run(c, c.cpu_chains, nullptr);
   if (!cpu) return fail(cpu.error());
-  const std::string shape = vkn::format("C={} K={} x{} (CPU: C={}, {} threads)", c.chains, c.steps, c.iterations,
-                                        c.cpu_chains, std::thread::hardware_concurrency());
+  const std::string shape =
+      vkn::format("C={} K={} x{} (CPU: C={}, {} threads)", c.chains, c.steps, c.iterations,
+                  c.cpu_chains, std::thread::hardware_concurrency());
   sink({.section = "sampler",
-        .metric = vkn::format("{}: leapfrog steps/s GPU vs CPU, {} [H200 target {:.2e}]", c.label, shape, c.target),
+        .metric = vkn::format("{}: leapfrog steps/s GPU vs CPU, {} [H200 target {:.2e}]", c.label,
+                              shape, c.target),
         .unit = "steps/s",
         .value = g->steps_per_second,
         .baseline = cpu->steps_per_second});
   sink({.section = "sampler",
-        .metric = vkn::format("{}: min bulk-ESS/s GPU vs CPU (ESS {:.0f} vs {:.0f})", c.label, g->min_ess, cpu->min_ess),
+        .metric = vkn::format("{}: min bulk-ESS/s GPU vs CPU (ESS {:.0f} vs {:.0f})", c.label,
+                              g->min_ess, cpu->min_ess),
         .unit = "ESS/s",
         .value = g->ess_per_second,
         .baseline = cpu->ess_per_second});
   auto k = kernel_rate(c, **gpu, 0.1);
   if (!k) return fail(k.error());
   sink({.section = "sampler",
-        .metric = vkn::format("{}: {} kernel only, leapfrog steps/s (no draws kept) vs full GPU sampling", c.label,
-                              (*gpu)->stats().kernel),
+        .metric =
+            vkn::format("{}: {} kernel only, leapfrog steps/s (no draws kept) vs full GPU sampling",
+                        c.label, (*gpu)->stats().kernel),
         .unit = "steps/s",
         .value = *k,
         .baseline = g->steps_per_second});
@@ -154,7 +159,8 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
     auto kg = kernel_rate(c, **generic, 0.1);
     if (!ks || !kg) return fail(ks ? kg.error() : ks.error());
     sink({.section = "sampler",
-          .metric = vkn::format("{}: kernel only, {} vs generic kernel", c.label, (*special)->stats().kernel),
+          .metric = vkn::format("{}: kernel only, {} vs generic kernel", c.label,
+                                (*special)->stats().kernel),
           .unit = "steps/s",
           .value = *ks,
           .baseline = *kg});
@@ -178,12 +184,13 @@ Result<void> bench_sampler(const BenchOptions& options, const RowSink& sink) {
   const bool q = options.quick;
   auto a = make_normal(q ? 16 : 100);
   if (!a) return fail(a.error());
-  cases.push_back({q ? "A iid normal d=16" : "A iid normal d=100", std::move(*a), q ? 256u : 4096u, 16u,
-                   q ? 16u : 32u, q ? 20u : 100u, q ? 30u : 100u, 3.5e9});
+  cases.push_back({q ? "A iid normal d=16" : "A iid normal d=100", std::move(*a), q ? 256u : 4096u,
+                   16u, q ? 16u : 32u, q ? 20u : 100u, q ? 30u : 100u, 3.5e9});
   auto b = logistic(q ? 500 : 10000, q ? 8 : 32);
   if (!b) return fail(b.error());
-  cases.push_back({q ? "B logistic N=500 d=8" : "B logistic N=10000 d=32", std::move(*b), q ? 64u : 1024u,
-                   q ? 8u : 16u, q ? 16u : 32u, q ? 10u : 20u, q ? 30u : 100u, 1.6e7});
+  cases.push_back({q ? "B logistic N=500 d=8" : "B logistic N=10000 d=32", std::move(*b),
+                   q ? 64u : 1024u, q ? 8u : 16u, q ? 16u : 32u, q ? 10u : 20u, q ? 30u : 100u,
+                   1.6e7});
   for (const Case& c : cases) {
     if (auto r = bench_case(c, sink); !r) return r;
   }

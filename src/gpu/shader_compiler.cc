@@ -23,7 +23,8 @@ constexpr std::string_view kDriverTag = "vknode-shaderc-1 vulkan1.2";
 
 std::string cache_key(std::string_view source, const ShaderCompileOptions& o) {
   Sha256 h;
-  const std::string header = vkn::format("{}|{}|opt={}|", shader_compiler_version(), o.name, o.optimize ? 1 : 0);
+  const std::string header =
+      vkn::format("{}|{}|opt={}|", shader_compiler_version(), o.name, o.optimize ? 1 : 0);
   h.update({reinterpret_cast<const uint8_t*>(header.data()), header.size()});
   h.update({reinterpret_cast<const uint8_t*>(source.data()), source.size()});
   const Sha256Digest d = h.finish();
@@ -66,15 +67,18 @@ struct ResultDeleter {
 
 Result<std::vector<uint32_t>> run_shaderc(std::string_view source, const ShaderCompileOptions& o) {
   std::unique_ptr<shaderc_compiler, CompilerDeleter> compiler(shaderc_compiler_initialize());
-  std::unique_ptr<shaderc_compile_options, OptionsDeleter> options(shaderc_compile_options_initialize());
+  std::unique_ptr<shaderc_compile_options, OptionsDeleter> options(
+      shaderc_compile_options_initialize());
   if (!compiler || !options) return fail(Errc::out_of_host_memory, "shaderc initialisation failed");
-  shaderc_compile_options_set_target_env(options.get(), shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_2);
+  shaderc_compile_options_set_target_env(options.get(), shaderc_target_env_vulkan,
+                                         shaderc_env_version_vulkan_1_2);
   shaderc_compile_options_set_source_language(options.get(), shaderc_source_language_glsl);
   shaderc_compile_options_set_optimization_level(
-      options.get(), o.optimize ? shaderc_optimization_level_performance : shaderc_optimization_level_zero);
+      options.get(),
+      o.optimize ? shaderc_optimization_level_performance : shaderc_optimization_level_zero);
   std::unique_ptr<shaderc_compilation_result, ResultDeleter> result(
-      shaderc_compile_into_spv(compiler.get(), source.data(), source.size(), shaderc_compute_shader, o.name.c_str(),
-                               "main", options.get()));
+      shaderc_compile_into_spv(compiler.get(), source.data(), source.size(), shaderc_compute_shader,
+                               o.name.c_str(), "main", options.get()));
   if (!result) return fail(Errc::out_of_host_memory, "shaderc returned no result", o.name);
   if (shaderc_result_get_compilation_status(result.get()) != shaderc_compilation_status_success) {
     std::string message = shaderc_result_get_error_message(result.get());
@@ -95,7 +99,8 @@ std::string shader_compiler_version() {
   return vkn::format("{} spv {:x}.{}", kDriverTag, version, revision);
 }
 
-Result<CompiledShader> compile_compute_shader(std::string_view source, const ShaderCompileOptions& options) {
+Result<CompiledShader> compile_compute_shader(std::string_view source,
+                                              const ShaderCompileOptions& options) {
   CompiledShader out;
   out.cache_key = cache_key(source, options);
   FileOps& ops = options.file_ops ? *options.file_ops : posix_file_ops();

@@ -37,8 +37,8 @@ struct CompiledShader {
 // Compiles compute-shader GLSL (Vulkan 1.2 target). Errors: invalid_argument with shaderc's
 // messages ("<name>:<line>: error: ...") when the source does not compile. A cache directory
 // that cannot be created or written only costs the caching (logged at debug level).
-[[nodiscard]] Result<CompiledShader> compile_compute_shader(std::string_view source,
-                                                            const ShaderCompileOptions& options = {});
+[[nodiscard]] Result<CompiledShader> compile_compute_shader(
+    std::string_view source, const ShaderCompileOptions& options = {});
 
 // The text mixed into every cache key for the compiler itself.
 std::string shader_compiler_version();

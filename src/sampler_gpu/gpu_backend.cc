@@ -87,9 +87,9 @@ struct GpuLeapfrogBackend::Impl {
   size_t d = 0;
   bool f64 = false;
   KernelId transition{}, trajectory{};
-  uint32_t chains_per_group = 1;  // of the transition kernel
+  uint32_t chains_per_group = 1;                  // of the transition kernel
   uint64_t max_buffer_bytes = kMaxDownloadBytes;  // per binding: also maxStorageBufferRange
-  std::vector<std::string> data_names;  // registry names, binding kDataBindingBase + i
+  std::vector<std::string> data_names;            // registry names, binding kDataBindingBase + i
   std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
   GpuBackendStats stats;
 
@@ -129,30 +129,36 @@ struct GpuLeapfrogBackend::Impl {
   }
 
   Result<void> advance_block(std::span<ChainState> states, const AdvanceRequest& request,
-                             std::span<const uint32_t> steps, bool proposals, AdvanceOutput& out, size_t out_first);
+                             std::span<const uint32_t> steps, bool proposals, AdvanceOutput& out,
+                             size_t out_first);
 };
 
 GpuLeapfrogBackend::GpuLeapfrogBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 GpuLeapfrogBackend::~GpuLeapfrogBackend() {
-  for (const auto& [buffer_name, bytes] : impl_->sizes) (void)delete_buffer(buffer_name, impl_->options.call);
-  for (const auto& buffer_name : impl_->data_names) (void)delete_buffer(buffer_name, impl_->options.call);
+  for (const auto& [buffer_name, bytes] : impl_->sizes)
+    (void)delete_buffer(buffer_name, impl_->options.call);
+  for (const auto& buffer_name : impl_->data_names)
+    (void)delete_buffer(buffer_name, impl_->options.call);
 }
 
 std::string_view GpuLeapfrogBackend::name() const { return impl_->name; }
 const GpuBackendStats& GpuLeapfrogBackend::stats() const { return impl_->stats; }
 
-std::string GpuLeapfrogBackend::transition_glsl(const Model& model, Precision precision, uint32_t workgroup_size) {
+std::string GpuLeapfrogBackend::transition_glsl(const Model& model, Precision precision,
+                                                uint32_t workgroup_size) {
   return detail::transition_source(model, precision, workgroup_size);
 }
-std::string GpuLeapfrogBackend::trajectory_glsl(const Model& model, Precision precision, uint32_t workgroup_size) {
+std::string GpuLeapfrogBackend::trajectory_glsl(const Model& model, Precision precision,
+                                                uint32_t workgroup_size) {
   return detail::trajectory_source(model, precision, workgroup_size);
 }
 
-Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Model& model,
-                                                                       const GpuBackendOptions& options) {
+Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
+    const Model& model, const GpuBackendOptions& options) {
   if (options.workgroup_size == 0 || options.max_iterations_per_dispatch == 0) {
-    return fail(Errc::invalid_argument, "workgroup size and iterations per dispatch must be positive");
+    return fail(Errc::invalid_argument,
+                "workgroup size and iterations per dispatch must be positive");
   }
   auto impl = std::make_unique<Impl>(Impl{model, options});
   impl->prefix = unique_prefix();
@@ -172,7 +178,8 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
       },
       options.call);
   if (!facts) return fail(facts.error());
-  if (impl->f64 && !facts->float64) return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
+  if (impl->f64 && !facts->float64)
+    return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
   impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_range);
 
@@ -187,14 +194,16 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
   const bool specialize = options.kernel == KernelChoice::specialized ||
                           (options.kernel == KernelChoice::automatic && !facts->cpu);
   const auto logistic = specialize ? detail::logistic_structure(model) : std::nullopt;
-  const detail::LogisticLayout logistic_layout = detail::logistic_layout(impl->d, options.precision);
+  const detail::LogisticLayout logistic_layout =
+      detail::logistic_layout(impl->d, options.precision);
   if (specialize && detail::is_separable(model.glsl({options.precision}))) {
     const detail::SeparableLayout layout = detail::separable_layout(impl->d);
     source = detail::separable_transition_source(model, options.precision, layout);
     impl->chains_per_group = layout.chains_per_group;
     impl->stats.kernel = "separable";
   } else if (logistic && logistic_layout.shared_bytes <= detail::kMinSharedBytes) {
-    source = detail::logistic_transition_source(model, options.precision, logistic_layout, *logistic);
+    source =
+        detail::logistic_transition_source(model, options.precision, logistic_layout, *logistic);
     impl->chains_per_group = logistic_layout.chains_per_group;
     impl->stats.kernel = "logistic";
   } else {
@@ -204,9 +213,11 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
   auto transition = compile_compute_shader(source, co);
   if (!transition) return fail(transition.error());
   co.name = "hmc_trajectory.comp";
-  auto trajectory = compile_compute_shader(trajectory_glsl(model, options.precision, options.workgroup_size), co);
+  auto trajectory =
+      compile_compute_shader(trajectory_glsl(model, options.precision, options.workgroup_size), co);
   if (!trajectory) return fail(trajectory.error());
-  impl->stats.compile_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  impl->stats.compile_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   impl->stats.shader_from_cache = transition->from_cache && trajectory->from_cache;
   auto tid = register_kernel(transition->spirv, {}, "hmc_transition", options.call);
   if (!tid) return fail(tid.error());
@@ -222,17 +233,17 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(const Mod
     if (auto r = create_buffer(name, spec, options.call); !r) return fail(r.error());
     impl->data_names.push_back(name);
     if (!db.values.empty()) {
-      if (auto r = write_buffer(name, 0, std::as_bytes(std::span(db.values)), options.call); !r) return fail(r.error());
+      if (auto r = write_buffer(name, 0, std::as_bytes(std::span(db.values)), options.call); !r)
+        return fail(r.error());
     }
   }
   log(LogLevel::info, "sampler: {} {} kernels ready in {:.3f} s{}", impl->name, impl->stats.kernel,
-      impl->stats.compile_seconds,
-      impl->stats.shader_from_cache ? " (shader cache)" : "");
+      impl->stats.compile_seconds, impl->stats.shader_from_cache ? " (shader cache)" : "");
   return std::unique_ptr<GpuLeapfrogBackend>(new GpuLeapfrogBackend(std::move(impl)));
 }
 
-Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states, const AdvanceRequest& request,
-                                         AdvanceOutput& out) {
+Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states,
+                                         const AdvanceRequest& request, AdvanceOutput& out) {
   Impl& m = *impl_;
   const size_t d = m.d, chains = states.size(), iters = request.steps.size();
   for (const ChainState& s : states) {
@@ -241,7 +252,8 @@ Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states, const Adv
                   vkn::format("chain {}", s.chain));
     }
     if (!(s.step_size > 0) || !std::isfinite(s.step_size)) {
-      return fail(Errc::invalid_argument, "step size must be finite and positive", vkn::format("chain {}", s.chain));
+      return fail(Errc::invalid_argument, "step size must be finite and positive",
+                  vkn::format("chain {}", s.chain));
     }
   }
   if (!(request.step_size_jitter >= 0 && request.step_size_jitter < 1)) {
@@ -254,25 +266,31 @@ Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states, const Adv
   if (chains == 0 || iters == 0) return {};
   // Iterations per Program, so that the stats and draws buffers of one Program stay within the
   // device's storage-buffer range and the downloads bounded.
-  const uint64_t per_iter = chains * m.real_bytes() * std::max<uint64_t>(kStatWords, request.keep_draws ? d : 0);
+  const uint64_t per_iter =
+      chains * m.real_bytes() * std::max<uint64_t>(kStatWords, request.keep_draws ? d : 0);
   if (per_iter > m.max_buffer_bytes || d * chains * m.real_bytes() > m.max_buffer_bytes) {
-    return fail(Errc::invalid_argument, "one iteration of these chains exceeds the device's storage-buffer range",
+    return fail(Errc::invalid_argument,
+                "one iteration of these chains exceeds the device's storage-buffer range",
                 vkn::format("{} bytes > {}", per_iter, m.max_buffer_bytes));
   }
   const size_t block = std::max<size_t>(1, m.max_buffer_bytes / per_iter);
   for (size_t first = 0; first < iters; first += block) {
     const size_t n = std::min(block, iters - first);
     const bool proposals = request.keep_proposals && first + n == iters;
-    if (auto r = m.advance_block(states, request, request.steps.subspan(first, n), proposals, out, first); !r) {
+    if (auto r = m.advance_block(states, request, request.steps.subspan(first, n), proposals, out,
+                                 first);
+        !r) {
       return r;
     }
   }
   return {};
 }
 
-Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> states, const AdvanceRequest& request,
-                                                     std::span<const uint32_t> steps, bool proposals,
-                                                     AdvanceOutput& out, size_t out_first) {
+Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> states,
+                                                     const AdvanceRequest& request,
+                                                     std::span<const uint32_t> steps,
+                                                     bool proposals, AdvanceOutput& out,
+                                                     size_t out_first) {
   const size_t C = states.size(), iters = steps.size(), rb = real_bytes();
   RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
@@ -290,10 +308,16 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   }
   std::copy(steps.begin(), steps.end(), counters.begin() + 2 * C);
   const uint64_t state_bytes = d * C * rb, stats_bytes = iters * kStatWords * C * rb,
-                 draw_bytes = request.keep_draws ? iters * d * C * rb : 0, prop_bytes = proposals ? 2 * d * C * rb : 0;
-  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"q", state_bytes}, {"grad", state_bytes},
-                             {"metric", state_bytes}, {"scalars", 2 * C * rb}, {"counters", counters.size() * 4},
-                             {"stats", stats_bytes}, {"draws", draw_bytes}, {"proposals", prop_bytes}}) {
+                 draw_bytes = request.keep_draws ? iters * d * C * rb : 0,
+                 prop_bytes = proposals ? 2 * d * C * rb : 0;
+  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"q", state_bytes},
+                             {"grad", state_bytes},
+                             {"metric", state_bytes},
+                             {"scalars", 2 * C * rb},
+                             {"counters", counters.size() * 4},
+                             {"stats", stats_bytes},
+                             {"draws", draw_bytes},
+                             {"proposals", prop_bytes}}) {
     if (auto r = ensure(buf(what), bytes); !r) return r;
   }
   Program p;
@@ -303,11 +327,14 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   p.upload(buf("scalars"), 0, scalars.take());
   p.upload(buf("counters"), 0, to_bytes(counters));
   p.barrier();
-  std::vector<NamedBinding> bindings = {
-      {detail::kBindQ, buf("q")},           {detail::kBindGrad, buf("grad")},
-      {detail::kBindMetric, buf("metric")}, {detail::kBindScalars, buf("scalars")},
-      {detail::kBindCounters, buf("counters")}, {detail::kBindStats, buf("stats")},
-      {detail::kBindDraws, buf("draws")},   {detail::kBindProposals, buf("proposals")}};
+  std::vector<NamedBinding> bindings = {{detail::kBindQ, buf("q")},
+                                        {detail::kBindGrad, buf("grad")},
+                                        {detail::kBindMetric, buf("metric")},
+                                        {detail::kBindScalars, buf("scalars")},
+                                        {detail::kBindCounters, buf("counters")},
+                                        {detail::kBindStats, buf("stats")},
+                                        {detail::kBindDraws, buf("draws")},
+                                        {detail::kBindProposals, buf("proposals")}};
   for (auto& b : data_bindings()) bindings.push_back(b);
   const uint32_t groups = static_cast<uint32_t>((C + chains_per_group - 1) / chains_per_group);
   const PhiloxKey key = philox_key(request.seed);
@@ -381,7 +408,8 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
   const size_t d = m.d, n = r.chains, rb = m.real_bytes();
   if (r.q0.size() != n * d || r.p0.size() != n * d || r.step_size.size() != n ||
       (r.inv_metric.size() != d && r.inv_metric.size() != n * d)) {
-    return fail(Errc::invalid_argument, "trajectory request sizes do not match chains and dimension");
+    return fail(Errc::invalid_argument,
+                "trajectory request sizes do not match chains and dimension");
   }
   TrajectoryBatch b;
   b.chains = n;
@@ -400,13 +428,19 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
     eps.set(c, r.step_size[c]);
   }
   const uint64_t in_bytes = d * n * rb, out_bytes = points * d * rb;
-  if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2 || out_bytes > m.max_buffer_bytes) {
+  if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2 ||
+      out_bytes > m.max_buffer_bytes) {
     return fail(Errc::invalid_argument, "trajectory batch too large for one Program",
                 vkn::format("{} bytes per output", out_bytes));
   }
-  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"t.q0", in_bytes}, {"t.p0", in_bytes},
-                             {"t.metric", in_bytes}, {"t.eps", n * rb}, {"t.q", out_bytes}, {"t.p", out_bytes},
-                             {"t.grad", out_bytes}, {"t.lp", points * rb}}) {
+  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"t.q0", in_bytes},
+                             {"t.p0", in_bytes},
+                             {"t.metric", in_bytes},
+                             {"t.eps", n * rb},
+                             {"t.q", out_bytes},
+                             {"t.p", out_bytes},
+                             {"t.grad", out_bytes},
+                             {"t.lp", points * rb}}) {
     if (auto e = m.ensure(m.buf(what), bytes); !e) return fail(e.error());
   }
   Program prog;
@@ -416,13 +450,14 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
   prog.upload(m.buf("t.eps"), 0, eps.take());
   prog.barrier();
   std::vector<NamedBinding> bindings = {
-      {detail::kBindQ0, m.buf("t.q0")},   {detail::kBindP0, m.buf("t.p0")},
+      {detail::kBindQ0, m.buf("t.q0")},          {detail::kBindP0, m.buf("t.p0")},
       {detail::kBindTMetric, m.buf("t.metric")}, {detail::kBindEps, m.buf("t.eps")},
-      {detail::kBindOutQ, m.buf("t.q")},  {detail::kBindOutP, m.buf("t.p")},
-      {detail::kBindOutGrad, m.buf("t.grad")}, {detail::kBindOutLp, m.buf("t.lp")}};
+      {detail::kBindOutQ, m.buf("t.q")},         {detail::kBindOutP, m.buf("t.p")},
+      {detail::kBindOutGrad, m.buf("t.grad")},   {detail::kBindOutLp, m.buf("t.lp")}};
   for (auto& db : m.data_bindings()) bindings.push_back(db);
   const detail::TrajectoryPush push{static_cast<uint32_t>(n), r.steps};
-  const uint32_t groups = static_cast<uint32_t>((n + m.options.workgroup_size - 1) / m.options.workgroup_size);
+  const uint32_t groups =
+      static_cast<uint32_t>((n + m.options.workgroup_size - 1) / m.options.workgroup_size);
   prog.dispatch(m.trajectory, bindings, push_bytes(push), {groups, 1, 1});
   prog.barrier();
   prog.download(m.buf("t.q"), 0, out_bytes);

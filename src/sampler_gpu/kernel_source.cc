@@ -38,10 +38,10 @@ std::string header(const Model& model, Precision p, uint32_t wg) {
   return s;
 }
 
-
-std::string buffer(uint32_t binding, std::string_view qualifier, std::string_view type, std::string_view name) {
-  return vkn::format("layout(std430, set = 0, binding = {}) {} buffer B{} {{ {} {}[]; }};\n", binding, qualifier,
-                     binding, type, name);
+std::string buffer(uint32_t binding, std::string_view qualifier, std::string_view type,
+                   std::string_view name) {
+  return vkn::format("layout(std430, set = 0, binding = {}) {} buffer B{} {{ {} {}[]; }};\n",
+                     binding, qualifier, binding, type, name);
 }
 
 // The transition of leapfrog_backend.h; one invocation per chain, its q, p, grad and metric in
@@ -319,7 +319,6 @@ std::string glsl_with_real(std::string_view text, Precision p) {
   return out;
 }
 
-
 std::string philox_glsl() { return std::string(kPhilox); }
 
 std::string transition_buffers(Precision p) {
@@ -369,8 +368,8 @@ SeparableLayout separable_layout(size_t d) {
 std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
   const std::string real = p == Precision::f64 ? "double" : "float";
   std::string s = header(model, p, l.threads_per_chain * l.chains_per_group);
-  s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n", l.threads_per_chain,
-                   l.chains_per_group, l.per_thread);
+  s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n",
+                   l.threads_per_chain, l.chains_per_group, l.per_thread);
   s += buffer(kBindQ, "", real, "qv");
   s += buffer(kBindGrad, "", real, "gv");
   s += buffer(kBindMetric, "readonly", real, "mv");

@@ -41,7 +41,7 @@ enum TrajectoryBinding : uint32_t {
   kBindOutQ = 4,     // REAL [n][s + 1][d]
   kBindOutP = 5,
   kBindOutGrad = 6,
-  kBindOutLp = 7,    // REAL [n][s + 1]
+  kBindOutLp = 7,  // REAL [n][s + 1]
 };
 
 struct TrajectoryPush {
@@ -60,7 +60,8 @@ struct SeparableLayout {
 };
 bool is_separable(const std::string& model_glsl);
 SeparableLayout separable_layout(size_t dimension);
-std::string separable_transition_source(const Model& model, Precision precision, const SeparableLayout& layout);
+std::string separable_transition_source(const Model& model, Precision precision,
+                                        const SeparableLayout& layout);
 // Logistic regression (the built-in model: N x d matrix X, 0/1 labels y, normal prior with
 // constant c0 and precision inv_var): `chains_per_group` chains per workgroup, each over
 // `threads_per_chain` invocations that own its coordinates; every leapfrog step streams X
@@ -84,7 +85,8 @@ struct LogisticConstants {
 // read off its CPU log density and checked at random points to 1e-9 relative; else nullopt.
 std::optional<LogisticConstants> logistic_structure(const Model& model);
 LogisticLayout logistic_layout(size_t dimension, Precision precision);
-std::string logistic_transition_source(const Model& model, Precision precision, const LogisticLayout& layout,
+std::string logistic_transition_source(const Model& model, Precision precision,
+                                       const LogisticLayout& layout,
                                        const LogisticConstants& constants);
 
 std::string trajectory_source(const Model& model, Precision precision, uint32_t workgroup_size);

@@ -207,8 +207,8 @@ void main() {
 )";
 
 // The log likelihood and its gradient (added to grad) on the f32 data, as the model computes it.
-double log_likelihood(const std::vector<float>& x, const std::vector<float>& y, std::span<const double> q,
-                      std::span<double> grad) {
+double log_likelihood(const std::vector<float>& x, const std::vector<float>& y,
+                      std::span<const double> q, std::span<double> grad) {
   const size_t d = q.size();
   double ll = 0;
   for (size_t n = 0; n < y.size(); ++n) {
@@ -266,7 +266,8 @@ LogisticLayout logistic_layout(size_t d, Precision precision) {
   l.chains_per_group = std::max<uint32_t>(1, 256 / l.threads_per_chain);
   // Shared memory within the 16 KiB every Vulkan device offers: the X and y tile and the
   // residuals (per row), q of the workgroup's chains and the reduction buffers (fixed).
-  const size_t rb = precision == Precision::f64 ? 8 : 4, wg = l.threads_per_chain * l.chains_per_group;
+  const size_t rb = precision == Precision::f64 ? 8 : 4,
+               wg = l.threads_per_chain * l.chains_per_group;
   const size_t fixed = l.chains_per_group * d * rb + 2 * wg * rb + 256;
   const size_t per_row = 4 * (d + 1 - d % 2) + 4 + l.chains_per_group * rb;
   size_t rows = fixed < 16384 ? (16384 - fixed) / per_row : 1;
@@ -286,12 +287,15 @@ std::string logistic_transition_source(const Model& model, Precision p, const Lo
   s += vkn::format("layout(local_size_x = {}) in;\n", wg);
   s += model.glsl({p});
   s += philox_glsl();
-  s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_G = {}u;\nconst int VKN_PER = {};\nconst uint VKN_R = {}u;\n",
-                   l.threads_per_chain, l.chains_per_group, l.per_thread, l.rows_per_tile);
+  s += vkn::format(
+      "const uint VKN_T = {}u;\nconst uint VKN_G = {}u;\nconst int VKN_PER = {};\nconst uint VKN_R "
+      "= {}u;\n",
+      l.threads_per_chain, l.chains_per_group, l.per_thread, l.rows_per_tile);
   // (chain, row) pairs of a tile per thread.
-  s += vkn::format("const int VKN_PAIRS = {};\n", (l.chains_per_group * l.rows_per_tile + wg - 1) / wg);
-  s += vkn::format("const {} VKN_C0 = {};\nconst {} VKN_INV_VAR = {};\n", real, glsl_literal(k.c0, p), real,
-                   glsl_literal(k.inv_var, p));
+  s += vkn::format("const int VKN_PAIRS = {};\n",
+                   (l.chains_per_group * l.rows_per_tile + wg - 1) / wg);
+  s += vkn::format("const {} VKN_C0 = {};\nconst {} VKN_INV_VAR = {};\n", real,
+                   glsl_literal(k.c0, p), real, glsl_literal(k.inv_var, p));
   s += transition_buffers(p);
   s += glsl_with_real(kLogisticMain, p);
   return s;

@@ -61,8 +61,8 @@ TEST_F(ShaderCompilerTest, CorruptEntryIsRecompiled) {
   for (int variant = 0; variant < 3; ++variant) {
     {
       std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-      if (variant == 0) f.seekp(40), f.put('\x5a');      // a flipped payload byte
-      if (variant == 1) f.seekp(0), f.put('X');          // wrong magic
+      if (variant == 0) f.seekp(40), f.put('\x5a');              // a flipped payload byte
+      if (variant == 1) f.seekp(0), f.put('X');                  // wrong magic
       if (variant == 2) std::filesystem::resize_file(path, 11);  // truncated
     }
     auto again = compile_compute_shader(kShader, options());
@@ -76,7 +76,9 @@ TEST_F(ShaderCompilerTest, CorruptEntryIsRecompiled) {
 }
 
 TEST_F(ShaderCompilerTest, ErrorsCarryLineNumbers) {
-  const std::string bad = "#version 450\nlayout(local_size_x = 1) in;\nvoid main() {\n  float x = undefined_thing;\n}\n";
+  const std::string bad =
+      "#version 450\nlayout(local_size_x = 1) in;\nvoid main() {\n  float x = "
+      "undefined_thing;\n}\n";
   auto o = options();
   o.name = "broken.comp";
   auto r = compile_compute_shader(bad, o);

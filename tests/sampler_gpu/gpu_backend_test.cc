@@ -55,7 +55,8 @@ class GpuBackendTest : public ::testing::Test {
     o.call.node = std::string(kNode);
     return o;
   }
-  static std::unique_ptr<GpuLeapfrogBackend> backend(const Model& model, Precision p = Precision::f32) {
+  static std::unique_ptr<GpuLeapfrogBackend> backend(const Model& model,
+                                                     Precision p = Precision::f32) {
     auto b = GpuLeapfrogBackend::create(model, options(p));
     EXPECT_TRUE(b.has_value()) << b.error().to_string();
     return b ? std::move(*b) : nullptr;
@@ -75,7 +76,8 @@ class GpuBackendTest : public ::testing::Test {
         {"gamma", testing::must(make_gamma(4, 3.0, 2.0))},
         {"logistic", testing::must(make_logistic_regression(4, data.x, data.y))},
         {"eight_schools", testing::must(make_eight_schools())},
-        {"expr", std::shared_ptr<Model>(std::move(*ExprModel::parse("-0.5*q0^2 - log(1+exp(q1)) - q2^2", po)))},
+        {"expr", std::shared_ptr<Model>(
+                     std::move(*ExprModel::parse("-0.5*q0^2 - log(1+exp(q1)) - q2^2", po)))},
     };
   }
 
@@ -86,7 +88,8 @@ class GpuBackendTest : public ::testing::Test {
     store.assign(2 * n * d + n + d, 0);
     for (size_t i = 0; i < 2 * n * d; ++i) store[i] = static_cast<float>(u(rng));
     for (size_t i = 0; i < n; ++i) store[2 * n * d + i] = 0.0625 * (1 + i % 3);
-    for (size_t i = 0; i < d; ++i) store[2 * n * d + n + i] = static_cast<float>(0.5 + 0.25 * (i % 4));
+    for (size_t i = 0; i < d; ++i)
+      store[2 * n * d + n + i] = static_cast<float>(0.5 + 0.25 * (i % 4));
     TrajectoryRequest r;
     r.chains = n;
     r.steps = steps;
@@ -114,13 +117,17 @@ class GpuBackendTest : public ::testing::Test {
       for (uint32_t s = 0; s <= steps; ++s) {
         const double lp = c->lp_at(ch, s);
         if (!std::isfinite(lp)) continue;
-        EXPECT_NEAR(g->lp_at(ch, s), lp, tol * std::max(1.0, std::abs(lp))) << label << " chain " << ch << " s " << s;
+        EXPECT_NEAR(g->lp_at(ch, s), lp, tol * std::max(1.0, std::abs(lp)))
+            << label << " chain " << ch << " s " << s;
         double scale = 1.0;
         for (double x : c->grad_at(ch, s)) scale = std::max(scale, std::abs(x));
         for (size_t i = 0; i < d; ++i) {
-          EXPECT_NEAR(g->grad_at(ch, s)[i], c->grad_at(ch, s)[i], tol * scale) << label << " chain " << ch;
-          EXPECT_NEAR(g->q_at(ch, s)[i], c->q_at(ch, s)[i], tol * std::max(1.0, std::abs(c->q_at(ch, s)[i])));
-          EXPECT_NEAR(g->p_at(ch, s)[i], c->p_at(ch, s)[i], tol * std::max(1.0, std::abs(c->p_at(ch, s)[i])));
+          EXPECT_NEAR(g->grad_at(ch, s)[i], c->grad_at(ch, s)[i], tol * scale)
+              << label << " chain " << ch;
+          EXPECT_NEAR(g->q_at(ch, s)[i], c->q_at(ch, s)[i],
+                      tol * std::max(1.0, std::abs(c->q_at(ch, s)[i])));
+          EXPECT_NEAR(g->p_at(ch, s)[i], c->p_at(ch, s)[i],
+                      tol * std::max(1.0, std::abs(c->p_at(ch, s)[i])));
         }
       }
     }
@@ -133,24 +140,27 @@ class GpuBackendTest : public ::testing::Test {
 fs::path GpuBackendTest::dir_;
 
 TEST_F(GpuBackendTest, LogDensityAndGradientMatchTheCpu) {
-  for (const auto& [label, model] : models()) expect_trajectories_match(*model, Precision::f32, 0, 1e-5, label);
+  for (const auto& [label, model] : models())
+    expect_trajectories_match(*model, Precision::f32, 0, 1e-5, label);
 }
 
 TEST_F(GpuBackendTest, TrajectoriesMatchTheCpu) {
   // Ten steps compound f32 rounding: a looser bound than for one evaluation.
-  for (const auto& [label, model] : models()) expect_trajectories_match(*model, Precision::f32, 10, 2e-4, label);
+  for (const auto& [label, model] : models())
+    expect_trajectories_match(*model, Precision::f32, 10, 2e-4, label);
 }
 
 TEST_F(GpuBackendTest, F64TrajectoriesMatchTheCpu) {
   if (!has_float64()) GTEST_SKIP() << "device lacks shaderFloat64";
-  for (const auto& [label, model] : models()) expect_trajectories_match(*model, Precision::f64, 10, 1e-9, label);
+  for (const auto& [label, model] : models())
+    expect_trajectories_match(*model, Precision::f64, 10, 1e-9, label);
 }
 
 // One transition of many chains started at one point, GPU vs CPU: the GPU and CPU transitions
 // differ only by rounding, so jittered step sizes agree to f32 precision, every trajectory has
 // the same length and nearly every accept decision is the same.
-void expect_transition_matches_cpu(const Model& model, const GpuBackendOptions& options, const std::string& kernel,
-                                   double step_size) {
+void expect_transition_matches_cpu(const Model& model, const GpuBackendOptions& options,
+                                   const std::string& kernel, double step_size) {
   auto gpu = GpuLeapfrogBackend::create(model, options);
   ASSERT_TRUE(gpu.has_value()) << gpu.error().to_string();
   EXPECT_EQ((*gpu)->stats().kernel, kernel) << model.name();
@@ -183,18 +193,22 @@ void expect_transition_matches_cpu(const Model& model, const GpuBackendOptions& 
     EXPECT_NEAR(g.stats[i].step_size, c.stats[i].step_size, 1e-6) << i;
     EXPECT_EQ(g.stats[i].n_leapfrog, c.stats[i].n_leapfrog) << model.name() << " " << i;
     EXPECT_NEAR(g.stats[i].accept_stat, c.stats[i].accept_stat, 5e-3) << model.name() << " " << i;
-    EXPECT_NEAR(g.stats[i].energy, c.stats[i].energy, 1e-3 * std::max(1.0, std::abs(c.stats[i].energy)));
+    EXPECT_NEAR(g.stats[i].energy, c.stats[i].energy,
+                1e-3 * std::max(1.0, std::abs(c.stats[i].energy)));
     same += g.stats[i].accepted == c.stats[i].accepted;
   }
   EXPECT_GE(same, kChains - 3) << model.name();
   for (size_t i = 0; i < kChains; ++i) {
     EXPECT_EQ(gpu_states[i].iteration, 20u);
-    EXPECT_NEAR(gpu_states[i].lp, g.stats[2 * kChains + i].lp, 1e-5 * std::max(1.0, std::abs(gpu_states[i].lp)));
-    for (size_t k = 0; k < d; ++k) EXPECT_FLOAT_EQ(g.draws[(2 * kChains + i) * d + k], gpu_states[i].q[k]);
+    EXPECT_NEAR(gpu_states[i].lp, g.stats[2 * kChains + i].lp,
+                1e-5 * std::max(1.0, std::abs(gpu_states[i].lp)));
+    for (size_t k = 0; k < d; ++k)
+      EXPECT_FLOAT_EQ(g.draws[(2 * kChains + i) * d + k], gpu_states[i].q[k]);
     // The kept lp belongs to the kept q.
     std::vector<double> grad(d);
     const double lp = model.log_density(gpu_states[i].q, grad);
-    EXPECT_NEAR(gpu_states[i].lp, lp, 1e-4 * std::max(1.0, std::abs(lp))) << model.name() << " " << i;
+    EXPECT_NEAR(gpu_states[i].lp, lp, 1e-4 * std::max(1.0, std::abs(lp)))
+        << model.name() << " " << i;
   }
   ASSERT_EQ(g.proposal_q.size(), kChains * d);
   ASSERT_EQ(g.proposal_velocity.size(), kChains * d);
@@ -205,15 +219,16 @@ TEST_F(GpuBackendTest, TransitionUsesTheCpuRandomStreams) {
   o.kernel = KernelChoice::generic;
   expect_transition_matches_cpu(*testing::must(make_normal(6)), o, "generic", 0.5);
   const auto data = testing::make_logistic_data(100, 3, 5);
-  expect_transition_matches_cpu(*testing::must(make_logistic_regression(3, data.x, data.y)), o, "generic", 0.1);
+  expect_transition_matches_cpu(*testing::must(make_logistic_regression(3, data.x, data.y)), o,
+                                "generic", 0.1);
 }
 
 TEST_F(GpuBackendTest, LogisticKernelUsesTheCpuRandomStreams) {
   // N not a multiple of the tile; d = 3 (4 threads per chain), 8, 33 (32 threads x 2 coordinates).
   for (auto [n, d] : {std::pair<size_t, size_t>{100, 3}, {300, 8}, {70, 33}}) {
     const auto data = testing::make_logistic_data(n, d, 5);
-    expect_transition_matches_cpu(*testing::must(make_logistic_regression(d, data.x, data.y)), options(), "logistic",
-                                  d > 10 ? 0.02 : 0.05);
+    expect_transition_matches_cpu(*testing::must(make_logistic_regression(d, data.x, data.y)),
+                                  options(), "logistic", d > 10 ? 0.02 : 0.05);
   }
   if (has_float64()) {
     const auto data = testing::make_logistic_data(300, 5, 9);
@@ -258,21 +273,26 @@ TEST_F(GpuBackendTest, SeparableKernelUsesTheCpuRandomStreams) {
   // d = 37: 16 threads per chain of 3 coordinates each (11 idle slots); d = 100: 32 x 4; d = 2:
   // one thread per chain.
   for (size_t d : {37, 100, 2}) {
-    expect_transition_matches_cpu(*testing::must(make_normal(d, 0.5, 1.5)), options(), "separable", 0.4);
-  }
-  expect_transition_matches_cpu(*testing::must(make_gamma(5, 3.0, 2.0)), options(), "separable", 0.3);
-  expect_transition_matches_cpu(*testing::must(make_beta(9, 2.5, 1.5)), options(), "separable", 0.3);
-  expect_transition_matches_cpu(*testing::must(make_student_t(7, 4.0, -1.0, 1.5)), options(), "separable", 0.3);
-  if (has_float64()) {
-    expect_transition_matches_cpu(*testing::must(make_normal(37, 0.5, 1.5)), options(Precision::f64), "separable",
+    expect_transition_matches_cpu(*testing::must(make_normal(d, 0.5, 1.5)), options(), "separable",
                                   0.4);
+  }
+  expect_transition_matches_cpu(*testing::must(make_gamma(5, 3.0, 2.0)), options(), "separable",
+                                0.3);
+  expect_transition_matches_cpu(*testing::must(make_beta(9, 2.5, 1.5)), options(), "separable",
+                                0.3);
+  expect_transition_matches_cpu(*testing::must(make_student_t(7, 4.0, -1.0, 1.5)), options(),
+                                "separable", 0.3);
+  if (has_float64()) {
+    expect_transition_matches_cpu(*testing::must(make_normal(37, 0.5, 1.5)),
+                                  options(Precision::f64), "separable", 0.4);
   }
 }
 
 TEST_F(GpuBackendTest, AutomaticKernelChoice) {
   // Separable kernels on GPUs only: lavapipe runs barriers slowly, so there the generic one.
-  auto cpu_device = with_node([](Context& c) { return c.device().info().type == VK_PHYSICAL_DEVICE_TYPE_CPU; },
-                              options().call);
+  auto cpu_device =
+      with_node([](Context& c) { return c.device().info().type == VK_PHYSICAL_DEVICE_TYPE_CPU; },
+                options().call);
   ASSERT_TRUE(cpu_device.has_value());
   auto o = options();
   o.kernel = KernelChoice::automatic;
@@ -310,7 +330,8 @@ TEST_F(GpuBackendTest, LongBlocksSplitIntoDispatches) {
   EXPECT_GT(accepted, out.stats.size() / 2);
   for (size_t c = 0; c < states.size(); ++c) {
     EXPECT_EQ(states[c].iteration, 40u);
-    for (size_t i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(out.draws[(39 * states.size() + c) * 3 + i], states[c].q[i]);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_FLOAT_EQ(out.draws[(39 * states.size() + c) * 3 + i], states[c].q[i]);
   }
 }
 
@@ -319,35 +340,54 @@ TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
   // coordinate the mean's MC sd is about 2 / sqrt(2000) = 0.045 (bound 0.2, > 4 sd), the
   // variance's about 4 * sqrt(2 / 2000) = 0.13 (bound 0.8). Both kernels.
   for (KernelChoice kernel : {KernelChoice::specialized, KernelChoice::generic}) {
-  SCOPED_TRACE(kernel == KernelChoice::generic ? "generic" : "separable");
-  auto model = testing::must(make_normal(4, 1.0, 2.0));
-  auto o = options();
-  o.kernel = kernel;
-  auto created = GpuLeapfrogBackend::create(*model, o);
-  ASSERT_TRUE(created.has_value());
-  auto gpu = std::move(*created);
+    SCOPED_TRACE(kernel == KernelChoice::generic ? "generic" : "separable");
+    auto model = testing::must(make_normal(4, 1.0, 2.0));
+    auto o = options();
+    o.kernel = kernel;
+    auto created = GpuLeapfrogBackend::create(*model, o);
+    ASSERT_TRUE(created.has_value());
+    auto gpu = std::move(*created);
+    SamplerConfig config;
+    config.chains = 64;
+    config.warmup = 150;
+    config.draws = 200;
+    config.steps = 8;
+    config.seed = 99;
+    config.threads = 2;
+    auto r = sample(*model, config, gpu.get());
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u) << r->backend;
+    EXPECT_TRUE(r->fallback_reason.empty());
+    for (size_t k = 0; k < 4; ++k) {
+      const auto x = r->param_draws(k);
+      double mean = 0, var = 0;
+      for (double v : x) mean += v;
+      mean /= static_cast<double>(x.size());
+      for (double v : x) var += (v - mean) * (v - mean);
+      var /= static_cast<double>(x.size() - 1);
+      EXPECT_NEAR(mean, 1.0, 0.2) << k;
+      EXPECT_NEAR(var, 4.0, 0.8) << k;
+    }
+  }
+}
+
+TEST_F(GpuBackendTest, ChEESAdaptationRunsOnTheGpu) {
+  // adapt_steps reads the last iteration's proposals (q and m p) from every advance() call.
+  auto model = testing::must(make_normal(4, 0.0, 3.0));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
   SamplerConfig config;
-  config.chains = 64;
-  config.warmup = 150;
-  config.draws = 200;
-  config.steps = 8;
-  config.seed = 99;
+  config.chains = 32;
+  config.warmup = 100;
+  config.draws = 50;
+  config.steps = 4;
+  config.adapt_steps = true;
   config.threads = 2;
   auto r = sample(*model, config, gpu.get());
   ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u) << r->backend;
-  EXPECT_TRUE(r->fallback_reason.empty());
-  for (size_t k = 0; k < 4; ++k) {
-    const auto x = r->param_draws(k);
-    double mean = 0, var = 0;
-    for (double v : x) mean += v;
-    mean /= static_cast<double>(x.size());
-    for (double v : x) var += (v - mean) * (v - mean);
-    var /= static_cast<double>(x.size() - 1);
-    EXPECT_NEAR(mean, 1.0, 0.2) << k;
-    EXPECT_NEAR(var, 4.0, 0.8) << k;
-  }
-  }
+  EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u);
+  EXPECT_GT(r->trajectory_length, 0.0);
+  EXPECT_TRUE(std::isfinite(r->trajectory_length));
 }
 
 TEST_F(GpuBackendTest, LostDeviceFallsBackToTheCpu) {

@@ -32,11 +32,14 @@ constexpr const char* kSampleUsage =
     "Runs batched HMC (Stan-style warm-up) and prints a summary table.\n"
     "\n"
     "model (one of):\n"
-    "  FAMILY [--params K=V,...]  built-in: normal student_t cauchy exponential half_normal weibull\n"
-    "                             beta gamma lognormal eight_schools (e.g. normal --params d=10,sigma=2)\n"
+    "  FAMILY [--params K=V,...]  built-in: normal student_t cauchy exponential half_normal "
+    "weibull\n"
+    "                             beta gamma lognormal eight_schools (e.g. normal --params "
+    "d=10,sigma=2)\n"
     "  --expr TEXT --dim D        custom log density in q0..q{D-1}, e.g. \"-0.5*q0^2 - q1^2\"\n"
     "  --logistic FILE.csv        logistic regression: numeric CSV, last column y (0/1), other\n"
-    "                             columns features; an intercept column is added; a header row is skipped\n"
+    "                             columns features; an intercept column is added; a header row is "
+    "skipped\n"
     "  --synthetic N,D            logistic regression on N simulated rows with D coefficients\n"
     "\n"
     "options:\n"
@@ -51,7 +54,8 @@ constexpr const char* kSampleUsage =
     "Exit codes: 0 success, 1 failure, 2 bad usage.\n";
 
 struct Options {
-  std::string family, params, expr, logistic_csv, synthetic, output, device = "gpu", precision = "f32";
+  std::string family, params, expr, logistic_csv, synthetic, output, device = "gpu",
+                                                                     precision = "f32";
   size_t dim = 0;
   SamplerConfig config;
   bool json = false, progress = true;
@@ -85,7 +89,8 @@ std::string parse_args(Args args, Options& o) {
     auto u32 = [&](uint32_t& out) -> std::string {
       std::string_view v;
       uint64_t x = 0;
-      if (!value(v) || !parse_u64(v, x) || x > 0xffffffffull) return vkn::format("{} needs a non-negative integer", a);
+      if (!value(v) || !parse_u64(v, x) || x > 0xffffffffull)
+        return vkn::format("{} needs a non-negative integer", a);
       out = static_cast<uint32_t>(x);
       return {};
     };
@@ -156,7 +161,8 @@ std::string parse_args(Args args, Options& o) {
     }
     if (!err.empty()) return err;
   }
-  const int sources = !o.family.empty() + !o.expr.empty() + !o.logistic_csv.empty() + !o.synthetic.empty();
+  const int sources =
+      !o.family.empty() + !o.expr.empty() + !o.logistic_csv.empty() + !o.synthetic.empty();
   if (sources != 1) return "give exactly one model: FAMILY, --expr, --logistic or --synthetic";
   if (!o.expr.empty() && o.dim == 0) return "--expr needs --dim D (D > 0)";
   return {};
@@ -181,7 +187,8 @@ void synthetic_logistic(size_t n, size_t d, std::vector<double>& x, std::vector<
   }
 }
 
-Result<void> read_logistic_csv(const std::string& path, std::vector<double>& x, std::vector<double>& y, size_t& d) {
+Result<void> read_logistic_csv(const std::string& path, std::vector<double>& x,
+                               std::vector<double>& y, size_t& d) {
   std::ifstream in(path);
   if (!in) return fail(Errc::not_found, "cannot open data file", path);
   std::string line;
@@ -201,11 +208,13 @@ Result<void> read_logistic_csv(const std::string& path, std::vector<double>& x, 
     }
     if (!numeric) {
       if (row == 1) continue;  // header
-      return fail(Errc::invalid_argument, "non-numeric value", vkn::format("{} line {}", path, row));
+      return fail(Errc::invalid_argument, "non-numeric value",
+                  vkn::format("{} line {}", path, row));
     }
     if (cols == 0) cols = values.size();
     if (values.size() != cols || cols < 2) {
-      return fail(Errc::invalid_argument, "ragged or too narrow row", vkn::format("{} line {}", path, row));
+      return fail(Errc::invalid_argument, "ragged or too narrow row",
+                  vkn::format("{} line {}", path, row));
     }
     x.push_back(1.0);
     for (size_t j = 0; j + 1 < cols; ++j) x.push_back(values[j]);
@@ -248,8 +257,8 @@ void draw_progress(uint32_t done, uint32_t total) {
   if (pct == last && done != total) return;
   last = pct;
   const int width = 30, fill = pct * width / 100;
-  std::fprintf(stderr, "\r[%s%s] %3d%% %u/%u", std::string(fill, '#').c_str(), std::string(width - fill, ' ').c_str(),
-               pct, done, total);
+  std::fprintf(stderr, "\r[%s%s] %3d%% %u/%u", std::string(fill, '#').c_str(),
+               std::string(width - fill, ' ').c_str(), pct, done, total);
   if (done == total) std::fputs("\n", stderr);
   std::fflush(stderr);
 }
@@ -269,8 +278,9 @@ int sample_command(Args args) {
   auto model = build_model(o);
   if (!model) {
     std::fprintf(stderr, "vknode sample: %s\n", model.error().to_string().c_str());
-    return model.error().code == Errc::invalid_argument || model.error().code == Errc::not_found ? kExitUsage
-                                                                                                 : kExitFailure;
+    return model.error().code == Errc::invalid_argument || model.error().code == Errc::not_found
+               ? kExitUsage
+               : kExitFailure;
   }
   if (auto v = validate(o.config, **model); !v) {
     std::fprintf(stderr, "vknode sample: %s\n", v.error().to_string().c_str());
@@ -315,7 +325,8 @@ int sample_command(Args args) {
     return result.error().code == Errc::invalid_argument ? kExitUsage : kExitFailure;
   }
   if (!result->fallback_reason.empty()) {
-    std::fprintf(stderr, "vknode sample: finished on the CPU: %s\n", result->fallback_reason.c_str());
+    std::fprintf(stderr, "vknode sample: finished on the CPU: %s\n",
+                 result->fallback_reason.c_str());
   } else if (!device_note.empty() && result->fallback_reason.empty()) {
     result->fallback_reason = device_note;
   }
@@ -327,7 +338,8 @@ int sample_command(Args args) {
       std::fprintf(stderr, "vknode sample: %s\n", paths.error().to_string().c_str());
       return kExitFailure;
     }
-    std::fprintf(stderr, "vknode sample: wrote %zu CSV files (%s_1.csv ...)\n", paths->size(), o.output.c_str());
+    std::fprintf(stderr, "vknode sample: wrote %zu CSV files (%s_1.csv ...)\n", paths->size(),
+                 o.output.c_str());
   }
   const RunSummary summary = summarize(*result);
   if (o.json) {

@@ -32,7 +32,7 @@ namespace vkn::sampler {
 // chain's coordinates spread over several threads, one shared-memory reduction per leapfrog
 // step); other models always get the generic one-invocation-per-chain kernel.
 enum class KernelChoice {
-  automatic,    // specialized on GPUs; generic on CPU devices (lavapipe), where barriers are slow
+  automatic,  // specialized on GPUs; generic on CPU devices (lavapipe), where barriers are slow
   generic,
   specialized,  // where the model has one
 };
@@ -49,11 +49,11 @@ struct GpuBackendOptions {
 };
 
 struct GpuBackendStats {
-  uint64_t programs = 0;        // node Programs run
+  uint64_t programs = 0;  // node Programs run
   uint64_t dispatches = 0;
-  double compile_seconds = 0;   // shaderc (or cache read) at creation
+  double compile_seconds = 0;  // shaderc (or cache read) at creation
   bool shader_from_cache = false;
-  double gpu_wait_ms = 0;       // summed ProgramResult::gpu_wait_ms
+  double gpu_wait_ms = 0;          // summed ProgramResult::gpu_wait_ms
   std::string kernel = "generic";  // the transition kernel: "generic" or "separable"
 };
 
@@ -61,19 +61,23 @@ class GpuLeapfrogBackend final : public LeapfrogBackend {
  public:
   // Errors: unsupported (f64 without shaderFloat64), invalid_argument (the generated shader
   // does not compile: shaderc's message), and the node's errors (node_dead when no node runs).
-  static Result<std::unique_ptr<GpuLeapfrogBackend>> create(const Model& model, const GpuBackendOptions& options = {});
+  static Result<std::unique_ptr<GpuLeapfrogBackend>> create(const Model& model,
+                                                            const GpuBackendOptions& options = {});
   ~GpuLeapfrogBackend() override;
   GpuLeapfrogBackend(const GpuLeapfrogBackend&) = delete;
   GpuLeapfrogBackend& operator=(const GpuLeapfrogBackend&) = delete;
 
   std::string_view name() const override;
-  Result<void> advance(std::span<ChainState> states, const AdvanceRequest& request, AdvanceOutput& out) override;
+  Result<void> advance(std::span<ChainState> states, const AdvanceRequest& request,
+                       AdvanceOutput& out) override;
   Result<TrajectoryBatch> trajectories(const TrajectoryRequest& request) override;
 
   const GpuBackendStats& stats() const;
   // The generated GLSL of the transition kernel (for docs, debugging and tests).
-  static std::string transition_glsl(const Model& model, Precision precision, uint32_t workgroup_size);
-  static std::string trajectory_glsl(const Model& model, Precision precision, uint32_t workgroup_size);
+  static std::string transition_glsl(const Model& model, Precision precision,
+                                     uint32_t workgroup_size);
+  static std::string trajectory_glsl(const Model& model, Precision precision,
+                                     uint32_t workgroup_size);
 
   struct Impl;
 
