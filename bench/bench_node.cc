@@ -168,15 +168,14 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   auto core = core_dispatch(options, n);
   if (!core) return fail(core.error());
   const Program tiny = tiny_program();
-  auto via_exec = sample(n, [&]() -> Result<void> {
+  const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
+  const auto push = fill_push();
+  auto exec_once = [&]() -> Result<void> {
     auto r = exec(tiny, call);
     if (!r) return fail(r.error());
     return {};
-  });
-  if (!via_exec) return fail(via_exec.error());
-  const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
-  const auto push = fill_push();
-  auto via_with_node = sample(n, [&]() {
+  };
+  auto with_node_once = [&]() {
     return with_node([&](Context& ctx) -> Result<void> {
       auto kernel = ctx.kernel(fill);
       if (!kernel) return fail(kernel.error());
@@ -186,8 +185,18 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
       return ctx.submit_and_wait();
     }, call);
-  });
-  if (!via_with_node) return fail(via_with_node.error());
+  };
+  // Interleaved rounds, so that clock ramps and other drift hit both paths alike.
+  std::vector<double> exec_us, with_node_us;
+  for (int round = 0; round < 10; ++round) {
+    auto e = sample(n / 10, exec_once);
+    auto w = sample(n / 10, with_node_once);
+    if (!e || !w) return fail(e ? w.error() : e.error());
+    exec_us.insert(exec_us.end(), e->begin(), e->end());
+    with_node_us.insert(with_node_us.end(), w->begin(), w->end());
+  }
+  Result<std::vector<double>> via_exec = std::move(exec_us);
+  Result<std::vector<double>> via_with_node = std::move(with_node_us);
   for (const auto& [label, samples] : {std::pair{"exec", &*via_exec}, std::pair{"with_node", &*via_with_node}}) {
     sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
           .value = median(*samples), .baseline = median(*core)});

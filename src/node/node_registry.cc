@@ -116,25 +116,37 @@ Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId
 
 }  // namespace detail
 
-Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
+namespace {
+
+// The job owns the Program: it may still run after a caller that timed out has returned.
+Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const CallOptions& call) {
   auto node = find_live_node(call.node);
   if (!node) return fail(node.error());
   NodeImpl* impl = node->get();  // jobs run on its worker, which outlives them
   auto out = std::make_shared<ProgramResult>();
-  // The job owns a copy: it may still run after a caller that timed out has returned.
-  auto copy = std::make_shared<const Program>(program);
+  std::vector<KernelId> kernels = program_kernels(*program);
   auto r = detail::run_job(
       call,
-      [copy, out, impl](Context& ctx) -> Result<void> {
+      [program = std::move(program), out, impl](Context& ctx) -> Result<void> {
         impl->count_exec();
-        auto result = run_program(ctx, *copy);
+        auto result = run_program(ctx, *program);
         if (!result) return fail(result.error());
         *out = std::move(*result);
         return {};
       },
-      program_kernels(program));
+      std::move(kernels));
   if (!r) return fail(r.error());
   return std::move(*out);
+}
+
+}  // namespace
+
+Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
+  return exec_owned(std::make_shared<const Program>(program), call);
+}
+
+Result<ProgramResult> exec(Program&& program, const CallOptions& call) {
+  return exec_owned(std::make_shared<const Program>(std::move(program)), call);
 }
 
 Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,

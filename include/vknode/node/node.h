@@ -206,6 +206,8 @@ auto with_node(Fn&& fn, const CallOptions& call = {}) {
 // Runs a Program (see program.h). Errors: as with_node, plus invalid_argument and
 // not_found for anything in the Program that does not match the registry or kernels.
 [[nodiscard]] Result<ProgramResult> exec(const Program& program, const CallOptions& call = {});
+// The same without copying the Program (its upload data can be large).
+[[nodiscard]] Result<ProgramResult> exec(Program&& program, const CallOptions& call = {});
 
 // Builds (or finds) the kernel for this SPIR-V on the node and returns its id.
 // The node keeps the SPIR-V so it can re-create the pipeline after a device reset.
