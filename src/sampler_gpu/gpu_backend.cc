@@ -26,6 +26,7 @@ namespace {
 // A Program's transfers stay well under kMaxProgramTransferBytes.
 constexpr uint64_t kMaxDownloadBytes = 256ull << 20;
 constexpr uint32_t kNoProposal = 0xffffffffu;
+constexpr size_t kTransposeTile = 64;  // chains per tile of the [chain][i] <-> [i][chain] copies
 
 template <typename T>
 std::vector<std::byte> to_bytes(const std::vector<T>& v) {
@@ -169,12 +170,21 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
     bool float64 = false;
     bool cpu = false;
     uint64_t max_range = 0;
+    uint32_t arithmetic_subgroup = 0;  // subgroup size when compute shaders have subgroupAdd
   };
   auto facts = with_node(
       [](Context& c) {
         const DeviceInfo& info = c.device().info();
+        VkPhysicalDeviceSubgroupProperties sg{};
+        sg.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+        VkPhysicalDeviceProperties2 props{};
+        props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+        props.pNext = &sg;
+        vkGetPhysicalDeviceProperties2(c.device().physical_device(), &props);
+        const bool arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
+                                (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
         return DeviceFacts{info.name, info.has_float64, info.type == VK_PHYSICAL_DEVICE_TYPE_CPU,
-                           info.max_storage_buffer_range};
+                           info.max_storage_buffer_range, arithmetic ? sg.subgroupSize : 0u};
       },
       options.call);
   if (!facts) return fail(facts.error());
@@ -197,10 +207,11 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   const detail::LogisticLayout logistic_layout =
       detail::logistic_layout(impl->d, options.precision);
   if (specialize && detail::is_separable(model.glsl({options.precision}))) {
-    const detail::SeparableLayout layout = detail::separable_layout(impl->d);
+    const detail::SeparableLayout layout =
+        detail::separable_layout(impl->d, facts->arithmetic_subgroup);
     source = detail::separable_transition_source(model, options.precision, layout);
     impl->chains_per_group = layout.chains_per_group;
-    impl->stats.kernel = "separable";
+    impl->stats.kernel = layout.subgroup_sums ? "separable/subgroup" : "separable";
   } else if (logistic && logistic_layout.shared_bytes <= detail::kMinSharedBytes) {
     source =
         detail::logistic_transition_source(model, options.precision, logistic_layout, *logistic);
@@ -294,13 +305,19 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   const size_t C = states.size(), iters = steps.size(), rb = real_bytes();
   RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
+  // [chain][i] to [i][chain] in tiles of chains, so that both sides stay in cache.
+  for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
+    const size_t c1 = std::min(C, c0 + kTransposeTile);
+    for (size_t i = 0; i < d; ++i) {
+      for (size_t c = c0; c < c1; ++c) {
+        q.set(i * C + c, states[c].q[i]);
+        g.set(i * C + c, states[c].grad[i]);
+        metric.set(i * C + c, states[c].inv_metric[i]);
+      }
+    }
+  }
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
-    for (size_t i = 0; i < d; ++i) {
-      q.set(i * C + c, s.q[i]);
-      g.set(i * C + c, s.grad[i]);
-      metric.set(i * C + c, s.inv_metric[i]);
-    }
     scalars.set(c, s.lp);
     scalars.set(C + c, s.step_size);
     counters[c] = s.chain;
@@ -363,40 +380,54 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   auto result = run(p, dispatches);
   if (!result) return fail(result.error());
   const auto& dl = result->downloads;
-  if (request.keep_draws) {  // [t][i][c] to [t][c][i], reading the download in order
+  if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains
     for (size_t t = 0; t < iters; ++t) {
       double* block = &out.draws[(out_first + t) * C * d];
-      for (size_t i = 0; i < d; ++i) {
-        const size_t from = (t * d + i) * C;
-        for (size_t c = 0; c < C; ++c) block[c * d + i] = real_at(dl[4], from + c, f64);
+      for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
+        const size_t c1 = std::min(C, c0 + kTransposeTile);
+        for (size_t i = 0; i < d; ++i) {
+          const size_t from = (t * d + i) * C;
+          for (size_t c = c0; c < c1; ++c) block[c * d + i] = real_at(dl[4], from + c, f64);
+        }
+      }
+    }
+  }
+  for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
+    const size_t c1 = std::min(C, c0 + kTransposeTile);
+    for (size_t i = 0; i < d; ++i) {
+      for (size_t c = c0; c < c1; ++c) {
+        states[c].q[i] = real_at(dl[0], i * C + c, f64);
+        states[c].grad[i] = real_at(dl[1], i * C + c, f64);
       }
     }
   }
   for (size_t c = 0; c < C; ++c) {
-    ChainState& s = states[c];
-    for (size_t i = 0; i < d; ++i) {
-      s.q[i] = real_at(dl[0], i * C + c, f64);
-      s.grad[i] = real_at(dl[1], i * C + c, f64);
+    states[c].lp = real_at(dl[2], c, f64);
+    states[c].iteration += static_cast<uint32_t>(iters);
+  }
+  for (size_t t = 0; t < iters; ++t) {  // stats in download order
+    const size_t base = t * kStatWords * C;
+    TransitionStats* row = &out.stats[(out_first + t) * C];
+    for (size_t c = 0; c < C; ++c) row[c].lp = real_at(dl[3], base + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].step_size = real_at(dl[3], base + C + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].accept_stat = real_at(dl[3], base + 2 * C + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].energy = real_at(dl[3], base + 3 * C + c, f64);
+    for (size_t c = 0; c < C; ++c) {
+      row[c].n_leapfrog = static_cast<uint32_t>(real_at(dl[3], base + 4 * C + c, f64));
+      const auto flags = static_cast<uint32_t>(real_at(dl[3], base + 5 * C + c, f64));
+      row[c].divergent = (flags & 1u) != 0;
+      row[c].accepted = (flags & 2u) != 0;
     }
-    s.lp = real_at(dl[2], c, f64);
-    s.iteration += static_cast<uint32_t>(iters);
-    for (size_t t = 0; t < iters; ++t) {
-      const size_t base = t * kStatWords * C + c;
-      TransitionStats& st = out.stats[(out_first + t) * C + c];
-      st.lp = real_at(dl[3], base, f64);
-      st.step_size = real_at(dl[3], base + C, f64);
-      st.accept_stat = real_at(dl[3], base + 2 * C, f64);
-      st.energy = real_at(dl[3], base + 3 * C, f64);
-      st.n_leapfrog = static_cast<uint32_t>(real_at(dl[3], base + 4 * C, f64));
-      const auto flags = static_cast<uint32_t>(real_at(dl[3], base + 5 * C, f64));
-      st.divergent = (flags & 1u) != 0;
-      st.accepted = (flags & 2u) != 0;
-    }
-    if (proposals) {
-      const auto& pd = dl[request.keep_draws ? 5 : 4];
+  }
+  if (proposals) {
+    const auto& pd = dl[request.keep_draws ? 5 : 4];
+    for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
+      const size_t c1 = std::min(C, c0 + kTransposeTile);
       for (size_t i = 0; i < d; ++i) {
-        out.proposal_q[c * d + i] = real_at(pd, i * C + c, f64);
-        out.proposal_velocity[c * d + i] = real_at(pd, (d + i) * C + c, f64);
+        for (size_t c = c0; c < c1; ++c) {
+          out.proposal_q[c * d + i] = real_at(pd, i * C + c, f64);
+          out.proposal_velocity[c * d + i] = real_at(pd, (d + i) * C + c, f64);
+        }
       }
     }
   }

@@ -30,8 +30,9 @@ vec4 vkn_normal4(uvec4 r) {
 }
 )";
 
-std::string header(const Model& model, Precision p, uint32_t wg) {
+std::string header(const Model& model, Precision p, uint32_t wg, std::string_view extensions = {}) {
   std::string s = "#version 450\n";
+  s += extensions;
   s += vkn::format("layout(local_size_x = {}) in;\n", wg);
   s += model.glsl({p});
   s += kPhilox;
@@ -186,6 +187,9 @@ layout(push_constant) uniform Push {
 shared REAL vkn_red[VKN_T * VKN_CPW];
 
 REAL vkn_chain_sum(REAL x, uint lid, uint base) {
+#ifdef VKN_SUBGROUP_SUMS
+  if (gl_SubgroupSize == VKN_T) return subgroupAdd(x);  // uniform: one branch per dispatch
+#endif
   vkn_red[lid] = x;
   barrier();
   for (uint s = VKN_T / 2u; s > 0u; s >>= 1u) {
@@ -354,20 +358,31 @@ bool is_separable(const std::string& model_glsl) {
   return model_glsl.find(" vkn_iid_element(") != std::string::npos;
 }
 
-SeparableLayout separable_layout(size_t d) {
+SeparableLayout separable_layout(size_t d, uint32_t subgroup_size) {
   // At least 4 coordinates per thread (a Philox block's worth of work between reductions), at
-  // most 32 threads per chain (one warp on NVIDIA), 64 threads per workgroup.
+  // most 32 threads per chain (one warp on NVIDIA), 64 threads per workgroup. With subgroup
+  // arithmetic and enough coordinates, a chain is one subgroup instead.
   SeparableLayout l;
   const size_t want = (d + 3) / 4;
   while (l.threads_per_chain < 32 && l.threads_per_chain < want) l.threads_per_chain *= 2;
-  l.per_thread = static_cast<uint32_t>((d + l.threads_per_chain - 1) / l.threads_per_chain);
+  if (subgroup_size >= 4 && subgroup_size <= 64 && (subgroup_size & (subgroup_size - 1)) == 0 &&
+      want >= subgroup_size / 2) {
+    l.threads_per_chain = subgroup_size;
+    l.subgroup_sums = true;
+  }
+  l.per_thread =
+      static_cast<uint32_t>((d + l.threads_per_chain - 1) / l.threads_per_chain);
   l.chains_per_group = std::max<uint32_t>(1, 64 / l.threads_per_chain);
   return l;
 }
 
-std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
+std::string separable_transition_source(const Model& model, Precision p,
+                                        const SeparableLayout& l) {
   const std::string real = p == Precision::f64 ? "double" : "float";
-  std::string s = header(model, p, l.threads_per_chain * l.chains_per_group);
+  std::string s = header(model, p, l.threads_per_chain * l.chains_per_group,
+                         l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+                                           "#define VKN_SUBGROUP_SUMS 1\n"
+                                         : "");
   s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n",
                    l.threads_per_chain, l.chains_per_group, l.per_thread);
   s += buffer(kBindQ, "", real, "qv");

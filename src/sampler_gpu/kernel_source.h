@@ -57,9 +57,13 @@ std::string transition_source(const Model& model, Precision precision, uint32_t 
 // constants as the generic kernel; chains_per_group chains per workgroup.
 struct SeparableLayout {
   uint32_t threads_per_chain = 1, per_thread = 1, chains_per_group = 1;
+  // A chain is one whole subgroup: its sums are subgroupAdd (no barriers), when the shader
+  // also finds gl_SubgroupSize == threads_per_chain at run time.
+  bool subgroup_sums = false;
 };
 bool is_separable(const std::string& model_glsl);
-SeparableLayout separable_layout(size_t dimension);
+// subgroup_size: the device's, when it supports subgroup arithmetic in compute shaders; else 0.
+SeparableLayout separable_layout(size_t dimension, uint32_t subgroup_size = 0);
 std::string separable_transition_source(const Model& model, Precision precision,
                                         const SeparableLayout& layout);
 // Logistic regression (the built-in model: N x d matrix X, 0/1 labels y, normal prior with
