@@ -171,6 +171,8 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
     bool cpu = false;
     uint64_t max_range = 0;
     uint32_t arithmetic_subgroup = 0;  // subgroup size when compute shaders have subgroupAdd
+    uint32_t shared_bytes = 0;         // maxComputeSharedMemorySize
+    uint32_t max_invocations = 0;      // maxComputeWorkGroupInvocations
   };
   auto facts = with_node(
       [](Context& c) {
@@ -183,8 +185,13 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
         vkGetPhysicalDeviceProperties2(c.device().physical_device(), &props);
         const bool arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
                                 (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
-        return DeviceFacts{info.name, info.has_float64, info.type == VK_PHYSICAL_DEVICE_TYPE_CPU,
-                           info.max_storage_buffer_range, arithmetic ? sg.subgroupSize : 0u};
+        return DeviceFacts{info.name,
+                           info.has_float64,
+                           info.type == VK_PHYSICAL_DEVICE_TYPE_CPU,
+                           info.max_storage_buffer_range,
+                           arithmetic ? sg.subgroupSize : 0u,
+                           props.properties.limits.maxComputeSharedMemorySize,
+                           props.properties.limits.maxComputeWorkGroupInvocations};
       },
       options.call);
   if (!facts) return fail(facts.error());
@@ -204,15 +211,17 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   const bool specialize = options.kernel == KernelChoice::specialized ||
                           (options.kernel == KernelChoice::automatic && !facts->cpu);
   const auto logistic = specialize ? detail::logistic_structure(model) : std::nullopt;
+  // Leave a little shared memory to the driver; 48 KiB is what every NVIDIA and AMD part has.
+  const size_t shared_limit = std::min<size_t>(facts->shared_bytes, 49152) - 512;
   const detail::LogisticLayout logistic_layout =
-      detail::logistic_layout(impl->d, options.precision);
+      detail::logistic_layout(impl->d, options.precision, shared_limit, facts->max_invocations);
   if (specialize && detail::is_separable(model.glsl({options.precision}))) {
     const detail::SeparableLayout layout =
         detail::separable_layout(impl->d, facts->arithmetic_subgroup);
     source = detail::separable_transition_source(model, options.precision, layout);
     impl->chains_per_group = layout.chains_per_group;
     impl->stats.kernel = layout.subgroup_sums ? "separable/subgroup" : "separable";
-  } else if (logistic && logistic_layout.shared_bytes <= detail::kMinSharedBytes) {
+  } else if (logistic && logistic_layout.slices >= 2) {
     source =
         detail::logistic_transition_source(model, options.precision, logistic_layout, *logistic);
     impl->chains_per_group = logistic_layout.chains_per_group;

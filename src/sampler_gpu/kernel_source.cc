@@ -370,19 +370,18 @@ SeparableLayout separable_layout(size_t d, uint32_t subgroup_size) {
     l.threads_per_chain = subgroup_size;
     l.subgroup_sums = true;
   }
-  l.per_thread =
-      static_cast<uint32_t>((d + l.threads_per_chain - 1) / l.threads_per_chain);
+  l.per_thread = static_cast<uint32_t>((d + l.threads_per_chain - 1) / l.threads_per_chain);
   l.chains_per_group = std::max<uint32_t>(1, 64 / l.threads_per_chain);
   return l;
 }
 
-std::string separable_transition_source(const Model& model, Precision p,
-                                        const SeparableLayout& l) {
+std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
   const std::string real = p == Precision::f64 ? "double" : "float";
-  std::string s = header(model, p, l.threads_per_chain * l.chains_per_group,
-                         l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
-                                           "#define VKN_SUBGROUP_SUMS 1\n"
-                                         : "");
+  std::string s =
+      header(model, p, l.threads_per_chain * l.chains_per_group,
+             l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+                               "#define VKN_SUBGROUP_SUMS 1\n"
+                             : "");
   s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n",
                    l.threads_per_chain, l.chains_per_group, l.per_thread);
   s += buffer(kBindQ, "", real, "qv");

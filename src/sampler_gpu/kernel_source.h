@@ -66,29 +66,33 @@ bool is_separable(const std::string& model_glsl);
 SeparableLayout separable_layout(size_t dimension, uint32_t subgroup_size = 0);
 std::string separable_transition_source(const Model& model, Precision precision,
                                         const SeparableLayout& layout);
-// Logistic regression (the built-in model: N x d matrix X, 0/1 labels y, normal prior with
-// constant c0 and precision inv_var): `chains_per_group` chains per workgroup, each over
-// `threads_per_chain` invocations that own its coordinates; every leapfrog step streams X
-// through shared memory in tiles of `rows_per_tile` rows that all chains of the workgroup
-// share (eta and residuals per (row, chain) pair, then X^T r per (chain, coordinate)).
 // Shared pieces: the Philox GLSL of src/sampler/philox.h (vkn_philox, vkn_unit, vkn_normal4),
 // the transition kernel's buffer blocks (bindings 0 to 7), and "REAL" replaced by the type.
 std::string philox_glsl();
 std::string transition_buffers(Precision precision);
 std::string glsl_with_real(std::string_view text, Precision precision);
 
+// Logistic regression (the built-in model: N x d matrix X, 0/1 labels y, normal prior with
+// constant c0 and precision inv_var): a workgroup holds `chains_per_group` chains x `slices`
+// row slices; invocation (slice s, chain) keeps the chain's whole state in registers (the
+// slices of a chain repeat the cheap O(d) updates) and sums the log likelihood and gradient
+// over rows s, s + S, s + 2S, ...; one shared-memory reduction over the slices per leapfrog
+// step. The chains of a workgroup read the same X row at the same time (one L1 line serves
+// them all), and the slices multiply the parallelism of 1024 chains by S.
 struct LogisticLayout {
-  uint32_t threads_per_chain = 1, per_thread = 1, chains_per_group = 1, rows_per_tile = 1;
-  size_t shared_bytes = 0;  // must stay within 16 KiB (every device has that much)
+  uint32_t chains_per_group = 8, slices = 1;
+  size_t shared_bytes = 0;
 };
-inline constexpr size_t kMinSharedBytes = 16384;
 struct LogisticConstants {
   double c0 = 0, inv_var = 0;
 };
 // The constants when `model` is the built-in logistic regression (name, data buffers X and y),
 // read off its CPU log density and checked at random points to 1e-9 relative; else nullopt.
 std::optional<LogisticConstants> logistic_structure(const Model& model);
-LogisticLayout logistic_layout(size_t dimension, Precision precision);
+// slices = 0 when not even two slices fit `shared_limit` bytes or `max_invocations` (then use
+// the generic kernel).
+LogisticLayout logistic_layout(size_t dimension, Precision precision, size_t shared_limit,
+                               uint32_t max_invocations);
 std::string logistic_transition_source(const Model& model, Precision precision,
                                        const LogisticLayout& layout,
                                        const LogisticConstants& constants);

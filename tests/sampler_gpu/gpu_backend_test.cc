@@ -164,7 +164,8 @@ void expect_transition_matches_cpu(const Model& model, const GpuBackendOptions& 
   auto gpu = GpuLeapfrogBackend::create(model, options);
   ASSERT_TRUE(gpu.has_value()) << gpu.error().to_string();
   // "separable" also matches "separable/subgroup" (sums by subgroupAdd where the device has it).
-  EXPECT_EQ((*gpu)->stats().kernel.rfind(kernel, 0), 0u) << model.name() << ": " << (*gpu)->stats().kernel;
+  EXPECT_EQ((*gpu)->stats().kernel.rfind(kernel, 0), 0u)
+      << model.name() << ": " << (*gpu)->stats().kernel;
   auto cpu = CpuLeapfrogBackend::create(model, 2);
   ASSERT_TRUE(cpu.has_value());
   constexpr size_t kChains = 200;  // not a multiple of any workgroup: the last one is partial
