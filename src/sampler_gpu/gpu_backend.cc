@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "gpu/shader_compiler.h"
 #include "sampler/philox.h"
@@ -26,7 +27,33 @@ namespace {
 // A Program's transfers stay well under kMaxProgramTransferBytes.
 constexpr uint64_t kMaxDownloadBytes = 256ull << 20;
 constexpr uint32_t kNoProposal = 0xffffffffu;
-constexpr size_t kTransposeTile = 64;  // chains per tile of the [chain][i] <-> [i][chain] copies
+constexpr size_t kTransposeTile = 64;
+using Clock = std::chrono::steady_clock;
+
+// fn(0) ... fn(n - 1), over up to hardware_concurrency() threads when `parallel` (large blocks
+// of draws), else inline.
+template <typename Fn>
+void parallel_for(size_t n, bool parallel, Fn&& fn) {
+  const size_t threads =
+      parallel ? std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  auto stripe = [&](size_t w) {
+    for (size_t i = w; i < n; i += threads) fn(i);
+  };
+  std::vector<std::thread> pool;
+  size_t started = 1;
+  try {  // a thread that cannot start leaves its stripe to this one
+    pool.reserve(threads - 1);
+    for (; started < threads; ++started) pool.emplace_back(stripe, started);
+  } catch (...) {
+  }
+  stripe(0);
+  for (size_t w = started; w < threads; ++w) stripe(w);
+  for (auto& th : pool) th.join();
+}  // chains per tile of the [chain][i] <-> [i][chain] copies
 
 template <typename T>
 std::vector<std::byte> to_bytes(const std::vector<T>& v) {
@@ -386,11 +413,13 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   p.download(buf("stats"), 0, stats_bytes);
   if (request.keep_draws) p.download(buf("draws"), 0, draw_bytes);
   if (proposals) p.download(buf("proposals"), 0, prop_bytes);
+  const auto t_exec = Clock::now();
   auto result = run(p, dispatches);
   if (!result) return fail(result.error());
+  const double exec_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
   const auto& dl = result->downloads;
-  if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains
-    for (size_t t = 0; t < iters; ++t) {
+  if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains, iterations in parallel
+    parallel_for(iters, iters * C * d >= (1u << 20), [&](size_t t) {
       double* block = &out.draws[(out_first + t) * C * d];
       for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
         const size_t c1 = std::min(C, c0 + kTransposeTile);
@@ -399,8 +428,12 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
           for (size_t c = c0; c < c1; ++c) block[c * d + i] = real_at(dl[4], from + c, f64);
         }
       }
-    }
+    });
   }
+  const double host_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
+  log(LogLevel::debug,
+      "sampler: {} iterations x {} chains: Program {:.2f} ms (GPU wait {:.2f} ms), draws {:.2f} ms",
+      iters, C, exec_ms, result->gpu_wait_ms, host_ms - exec_ms);
   for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
     const size_t c1 = std::min(C, c0 + kTransposeTile);
     for (size_t i = 0; i < d; ++i) {

@@ -226,9 +226,14 @@ void main() {
     const uint it = cnt[C + cc] + t;
     const uint K = cnt[2u * C + t];
     REAL ke = REAL(0);
+    uint block = 0xffffffffu;  // one Philox call per block of 4 coordinates this thread owns
+    vec4 z = vec4(0.0);
     for (int k = 0; k < VKN_PER; ++k) {
       const uint i = tid * uint(VKN_PER) + uint(k);
-      const vec4 z = vkn_normal4(vkn_philox(uvec4(i / 4u, chain, it, 0u), key));
+      if (i / 4u != block) {
+        block = i / 4u;
+        z = vkn_normal4(vkn_philox(uvec4(block, chain, it, 0u), key));
+      }
       p[k] = own[k] ? REAL(z[i % 4u]) / sqrt(m[k]) : REAL(0);
       ke += m[k] * p[k] * p[k];
     }
