@@ -8,6 +8,7 @@
 #include <set>
 
 #include "client/client_connection.h"
+#include "client/memory_pool.h"
 #include "protocol/messages.h"
 #include "protocol/socket_path.h"
 #include "util/strformat.h"
@@ -51,6 +52,9 @@ class Client::Impl {
 
   uint64_t threshold(const ClientConnection& conn) const {
     return options_.shm_threshold ? options_.shm_threshold : conn.hello().shm_threshold;
+  }
+  uint64_t shm_threshold() {
+    return options_.shm_threshold ? options_.shm_threshold : hello().shm_threshold;
   }
 
   // Sends one request and returns its reply with the envelope checked.
@@ -100,7 +104,24 @@ class Client::Impl {
     return conn_ ? conn_->hello() : DaemonHello{};
   }
 
+  // Sends a request whose large data lives in `lent` (filled by the caller for a
+  // write, or to be filled by the daemon for a read); envelope checked.
+  Result<protocol::IncomingFrame> call_lent(MessageType type, const std::function<void(protocol::Writer&)>& encode,
+                                            const RequestOptions& o, const protocol::SharedMemory& lent) {
+    const auto until = deadline(o);
+    auto conn = connection();
+    if (!conn) return fail(conn.error());
+    protocol::Writer w;
+    encode(w);
+    auto reply = (*conn)->call(type, w.take(), nullptr, until, &lent);
+    if (!reply) return fail(reply.error());
+    protocol::Reader r(reply->payload, reply->attachment_bytes());
+    if (auto e = protocol::decode_error(r); !e) return fail(e.error());
+    return reply;
+  }
+
   std::map<uint32_t, KernelId> builtins_;  // guarded by mu_
+  client::MemoryPool pool_;
   std::mutex mu_;
 
  private:
@@ -111,6 +132,31 @@ class Client::Impl {
   std::vector<KernelRecord> kernels_;
   std::set<KernelId> remembered_;
 };
+
+class SharedBuffer::Memory {
+ public:
+  explicit Memory(protocol::SharedMemory m) : memory(std::move(m)) {}
+  protocol::SharedMemory memory;
+};
+
+Result<SharedBuffer> SharedBuffer::create(uint64_t bytes) {
+  if (bytes > protocol::kMaxAttachment) {
+    return fail(Errc::invalid_argument, "a SharedBuffer holds at most 1 GiB", vkn::format("{} bytes", bytes));
+  }
+  auto m = protocol::SharedMemory::create(bytes, "vknode-shared");
+  if (!m) return fail(m.error());
+  return SharedBuffer(std::make_unique<Memory>(std::move(*m)));
+}
+
+SharedBuffer::SharedBuffer(std::unique_ptr<Memory> memory) : memory_(std::move(memory)) {}
+SharedBuffer::SharedBuffer(SharedBuffer&&) noexcept = default;
+SharedBuffer& SharedBuffer::operator=(SharedBuffer&&) noexcept = default;
+SharedBuffer::~SharedBuffer() = default;
+std::span<std::byte> SharedBuffer::bytes() { return memory_ ? memory_->memory.bytes() : std::span<std::byte>(); }
+std::span<const std::byte> SharedBuffer::bytes() const {
+  return memory_ ? memory_->memory.bytes() : std::span<const std::byte>();
+}
+uint64_t SharedBuffer::size() const { return memory_ ? memory_->memory.size() : 0; }
 
 namespace {
 
@@ -209,12 +255,30 @@ Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::s
                                   const RequestOptions& options) {
   // One memfd carries at most max_attachment bytes: larger writes go in pieces.
   const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+  const uint64_t threshold = impl_->shm_threshold();
   uint64_t done = 0;
   do {
     const uint64_t n = std::min<uint64_t>(piece, data.size() - done);
-    protocol::WriteBufferRequest m{std::string(name), offset + done, data.subspan(done, n)};
-    auto reply = impl_->call(MessageType::write_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
-    if (!reply) return fail(reply.error());
+    if (n >= threshold && threshold > 0) {
+      // Large: copy once into a pooled memfd, which the daemon uploads from.
+      auto memory = impl_->pool_.acquire(n);
+      if (!memory) return fail(memory.error());
+      std::memcpy(memory->bytes().data(), data.data() + done, n);
+      auto reply = impl_->call_lent(MessageType::write_buffer,
+                                    [&](protocol::Writer& w) {
+                                      w.str(name);
+                                      w.u64(offset + done);
+                                      w.blob_ref(0, n);
+                                    },
+                                    options, *memory);
+      if (!reply) return fail(reply.error());  // the memfd is not reused: the daemon may still read it
+      impl_->pool_.release(std::move(*memory));
+    } else {
+      protocol::WriteBufferRequest m{std::string(name), offset + done, data.subspan(done, n)};
+      auto reply =
+          impl_->call(MessageType::write_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+      if (!reply) return fail(reply.error());
+    }
     done += n;
   } while (done < data.size());
   return {};
@@ -223,18 +287,71 @@ Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::s
 Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
                                       const RequestOptions& options) {
   const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+  const uint64_t threshold = impl_->shm_threshold();
   uint64_t done = 0;
   while (done < out.size()) {
     const uint64_t n = std::min<uint64_t>(piece, out.size() - done);
     protocol::ReadBufferRequest m{std::string(name), offset + done, n};
-    auto reply = impl_->call(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
-    if (!reply) return fail(reply.error());
-    auto r = body_reader(*reply);
+    auto encode = [&](protocol::Writer& w) { protocol::encode(w, m); };
+    if (n >= threshold && threshold > 0) {
+      // Large: lend a pooled memfd for the daemon to read the buffer into.
+      auto memory = impl_->pool_.acquire(n);
+      if (!memory) return fail(memory.error());
+      auto reply = impl_->call_lent(MessageType::read_buffer, encode, options, *memory);
+      if (!reply) return fail(reply.error());  // not reused: a late job may still write into it
+      protocol::Reader r(reply->payload, reply->attachment ? reply->attachment_bytes() : memory->bytes());
+      (void)protocol::decode_error(r);
+      auto data = r.blob(n);
+      if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
+      if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
+      std::memcpy(out.data() + done, data.data(), n);
+      impl_->pool_.release(std::move(*memory));
+    } else {
+      auto reply = impl_->call(MessageType::read_buffer, encode, options);
+      if (!reply) return fail(reply.error());
+      auto r = body_reader(*reply);
+      auto data = r.blob(n);
+      if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
+      if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
+      std::memcpy(out.data() + done, data.data(), n);
+    }
+    done += n;
+  }
+  return {};
+}
+
+Result<void> Client::write_buffer(std::string_view name, uint64_t offset, const SharedBuffer& shared, uint64_t bytes,
+                                  const RequestOptions& options) {
+  const uint64_t n = bytes ? bytes : shared.size();
+  if (n > shared.size()) return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
+  auto reply = impl_->call_lent(MessageType::write_buffer,
+                                [&](protocol::Writer& w) {
+                                  w.str(name);
+                                  w.u64(offset);
+                                  w.blob_ref(0, n);
+                                },
+                                options, shared.memory_->memory);
+  if (!reply) return fail(reply.error());
+  return {};
+}
+
+Result<void> Client::read_buffer(std::string_view name, uint64_t offset, SharedBuffer& shared, uint64_t bytes,
+                                 const RequestOptions& options) {
+  const uint64_t n = bytes ? bytes : shared.size();
+  if (n > shared.size()) return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
+  if (n == 0) return {};
+  protocol::ReadBufferRequest m{std::string(name), offset, n};
+  auto reply = impl_->call_lent(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); },
+                                options, shared.memory_->memory);
+  if (!reply) return fail(reply.error());
+  if (reply->attachment) {
+    // A daemon that did not use the lent memfd sent its own: copy from it.
+    protocol::Reader r(reply->payload, reply->attachment_bytes());
+    (void)protocol::decode_error(r);
     auto data = r.blob(n);
     if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
     if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
-    std::memcpy(out.data() + done, data.data(), n);
-    done += n;
+    std::memcpy(shared.bytes().data(), data.data(), n);
   }
   return {};
 }

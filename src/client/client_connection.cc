@@ -142,7 +142,8 @@ Result<void> ClientConnection::send_with_deadline(const protocol::OutgoingFrame&
 
 Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::vector<std::byte> payload,
                                                        const protocol::AttachmentPlan* plan,
-                                                       std::optional<Clock::time_point> deadline) {
+                                                       std::optional<Clock::time_point> deadline,
+                                                       const protocol::SharedMemory* lent) {
   protocol::FrameHeader h;
   h.version = hello_.protocol_version;
   h.type = type;
@@ -162,7 +163,8 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::ve
     std::lock_guard lock(mu_);
     pending_.erase(h.request_id);
   };
-  auto frame = protocol::make_frame(h, std::move(payload), plan);
+  auto frame = lent != nullptr ? protocol::make_frame_with(h, std::move(payload), *lent)
+                               : protocol::make_frame(h, std::move(payload), plan);
   if (!frame) {
     forget();
     return fail(frame.error());

@@ -36,11 +36,14 @@ class ClientConnection {
   bool is_dead() const;
 
   // Sends a request and waits for its reply until `deadline` (none: until the reply
-  // or the connection's death). Returns the reply frame; the caller decodes the
-  // envelope. Errors: node_dead, node_timeout, invalid_argument (too large).
+  // or the connection's death). Large blobs go as `plan` says, or in `lent` (a
+  // memfd the caller filled, or lends for the reply to be written into). Returns
+  // the reply frame; the caller decodes the envelope.
+  // Errors: node_dead, node_timeout, invalid_argument (too large).
   [[nodiscard]] Result<protocol::IncomingFrame> call(protocol::MessageType type, std::vector<std::byte> payload,
                                                      const protocol::AttachmentPlan* plan,
-                                                     std::optional<Clock::time_point> deadline);
+                                                     std::optional<Clock::time_point> deadline,
+                                                     const protocol::SharedMemory* lent = nullptr);
 
  private:
   ClientConnection(protocol::UniqueFd fd, DaemonHello hello);

@@ -42,10 +42,11 @@ Result<OutgoingFrame> make_frame(FrameHeader header, std::vector<std::byte> payl
   for (const auto& [offset, data] : plan->pieces) {
     std::memcpy(memory->bytes().data() + offset, data.data(), data.size());
   }
-  return make_frame_with(header, std::move(payload), std::move(*memory));
+  return make_frame_with(header, std::move(payload), *memory);
 }
 
-Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte> payload, SharedMemory attachment) {
+Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte> payload,
+                                     const SharedMemory& attachment) {
   if (payload.size() > kMaxPayload) {
     return fail(Errc::invalid_argument, "message too large for one frame",
                 vkn::format("{} bytes (limit {})", payload.size(), kMaxPayload));

@@ -44,9 +44,10 @@ struct IncomingFrame {
 // payload exceeds kMaxPayload or the attachment kMaxAttachment; memfd errors.
 [[nodiscard]] Result<OutgoingFrame> make_frame(FrameHeader header, std::vector<std::byte> payload,
                                                const AttachmentPlan* plan = nullptr);
-// As make_frame, with an already filled memfd (sealed here).
+// As make_frame, with an already filled memfd (sealed here if it is not yet); the
+// frame carries a duplicate of its descriptor, so `attachment` may be reused later.
 [[nodiscard]] Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte> payload,
-                                                    SharedMemory attachment);
+                                                    const SharedMemory& attachment);
 
 // Sends bytes of `frame` from `offset` on; returns how many went out (0 when a
 // non-blocking socket would block). The attachment goes with offset 0.

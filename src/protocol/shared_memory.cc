@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -80,7 +81,19 @@ void SharedMemory::unmap() {
   size_ = 0;
 }
 
-Result<void> SharedMemory::seal() {
+void SharedMemory::prefault(std::span<const std::byte> range, bool for_write) const {
+  if (range.empty() || data_ == nullptr) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(range.data()) & ~(page - 1);
+  const uintptr_t hi = reinterpret_cast<uintptr_t>(range.data()) + range.size();
+  const uintptr_t base = reinterpret_cast<uintptr_t>(data_);
+  if (lo < base || hi > base + size_) return;  // not ours
+  ::madvise(reinterpret_cast<void*>(lo), hi - lo, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+}
+
+Result<void> SharedMemory::seal() const {
+  const int seals = ::fcntl(fd_.get(), F_GET_SEALS);
+  if (seals >= 0 && (seals & kSizeSeals) == kSizeSeals) return {};
   if (::fcntl(fd_.get(), F_ADD_SEALS, kSizeSeals | F_SEAL_SEAL) != 0) {
     return fail(errno_error(Errc::io_error, "sealing a memfd", errno));
   }

@@ -31,8 +31,14 @@ class SharedMemory {
   SharedMemory& operator=(const SharedMemory&) = delete;
   ~SharedMemory();
 
-  // Seals the size (shrink, grow, further seals) before the memfd is sent. io_error.
-  [[nodiscard]] Result<void> seal();
+  // Seals the size (shrink, grow, further seals) before the memfd is sent; a no-op
+  // when already sealed. io_error.
+  [[nodiscard]] Result<void> seal() const;
+
+  // Fills in this process's page tables for `range` (a part of bytes()) in one call
+  // instead of one fault per page, for a transfer about to read or write it. Best
+  // effort: kernels without MADV_POPULATE_* just fault as usual.
+  void prefault(std::span<const std::byte> range, bool for_write) const;
 
   std::span<std::byte> bytes() { return {data_, size_}; }
   std::span<const std::byte> bytes() const { return {data_, size_}; }

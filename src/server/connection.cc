@@ -29,7 +29,7 @@ protocol::MessageType raw_type(const protocol::HeaderBytes& h) {
 
 }  // namespace
 
-std::expected<Connection::ReadState, FrameError> Connection::read(protocol::IncomingFrame* out) {
+std::expected<Connection::ReadState, FrameError> Connection::read(ServerFrame* out) {
   for (;;) {
     std::span<std::byte> into;
     if (!header_) {
@@ -72,7 +72,7 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
     if (payload_got_ < header_->payload_size) continue;
 
     // A whole frame: check its descriptor against its flag.
-    protocol::IncomingFrame frame;
+    ServerFrame frame;
     frame.header = *header_;
     frame.payload = std::move(payload_);
     auto fds = std::move(fds_);
@@ -90,11 +90,11 @@ std::expected<Connection::ReadState, FrameError> Connection::read(protocol::Inco
           frame.header.request_id, frame.header.type, false});
     }
     if (expected == 1) {
-      auto memory = protocol::SharedMemory::adopt(std::move(fds[0]), protocol::kMaxAttachment);
+      auto memory = mappings_.adopt(std::move(fds[0]), protocol::kMaxAttachment);
       if (!memory) {
         return std::unexpected(FrameError{memory.error(), frame.header.request_id, frame.header.type, false});
       }
-      frame.attachment.emplace(std::move(*memory));
+      frame.attachment = std::move(*memory);
     }
     *out = std::move(frame);
     return ReadState::frame;

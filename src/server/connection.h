@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include "protocol/frame_io.h"
 #include "protocol/unique_fd.h"
 #include "protocol/wire.h"
+#include "server/mapping_cache.h"
 
 namespace vkn::server {
 
@@ -30,6 +32,13 @@ struct Peer {
   pid_t pid = 0;
   uint32_t uid = 0;
   uint32_t gid = 0;
+};
+
+// A whole frame from a client; its memfd, if any, mapped (and cached, see MappingCache).
+struct ServerFrame {
+  protocol::FrameHeader header;
+  std::vector<std::byte> payload;
+  std::shared_ptr<protocol::SharedMemory> attachment;
 };
 
 // A frame the connection could not read. `fatal`: framing is lost; answer (with
@@ -53,7 +62,7 @@ class Connection {
   enum class ReadState { frame, need_more, eof };
   // Reads what the socket has toward the next frame. frame: *out holds it.
   // Errors: FrameError for bad headers, descriptors or attachments and socket errors.
-  std::expected<ReadState, FrameError> read(protocol::IncomingFrame* out);
+  std::expected<ReadState, FrameError> read(ServerFrame* out);
 
   // --- Writing (any thread). ---
   enum class SendState { sent, queued, dropped, broken };
@@ -89,6 +98,7 @@ class Connection {
   std::vector<std::byte> payload_;
   size_t payload_got_ = 0;
   std::vector<protocol::UniqueFd> fds_;
+  MappingCache mappings_;
 
   Result<void> flush_locked();
 

@@ -25,13 +25,13 @@ Result<protocol::OutgoingFrame> ReplyWriter::finish(const protocol::FrameHeader&
 }
 
 Result<protocol::OutgoingFrame> ReplyWriter::finish_with(const protocol::FrameHeader& request, uint16_t version,
-                                                         protocol::SharedMemory attachment) {
+                                                         protocol::SharedMemory& attachment) {
   protocol::FrameHeader h;
   h.version = version;
   h.type = request.type;
   h.flags = protocol::kFlagReply;
   h.request_id = request.request_id;
-  return protocol::make_frame_with(h, writer_.take(), std::move(attachment));
+  return protocol::make_frame_with(h, writer_.take(), attachment);
 }
 
 protocol::OutgoingFrame error_reply(uint64_t request_id, protocol::MessageType type, uint16_t version,

@@ -24,7 +24,7 @@ struct Request {
   uint16_t version = protocol::kMinVersion;
   protocol::FrameHeader header;
   std::vector<std::byte> payload;
-  std::optional<protocol::SharedMemory> attachment;
+  std::shared_ptr<protocol::SharedMemory> attachment;  // may be shared with later requests (MappingCache)
   Clock::time_point received{};
   std::optional<Clock::time_point> deadline;
 
@@ -45,7 +45,7 @@ class ReplyWriter {
   [[nodiscard]] Result<protocol::OutgoingFrame> finish(const protocol::FrameHeader& request, uint16_t version);
   // With a memfd the caller already filled (referenced by blob_ref in the body).
   [[nodiscard]] Result<protocol::OutgoingFrame> finish_with(const protocol::FrameHeader& request, uint16_t version,
-                                                            protocol::SharedMemory attachment);
+                                                            protocol::SharedMemory& attachment);
 
  private:
   protocol::AttachmentPlan plan_;

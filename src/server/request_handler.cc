@@ -171,17 +171,27 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(const std::shared_pt
                 vkn::format("one read moves at most {} bytes (clients split larger reads)", protocol::kMaxAttachment));
   }
   ReplyWriter w(shm_threshold_);
+  if (request->attachment && request->attachment->size() >= bytes && bytes > 0) {
+    // The client lent its own memfd: read straight into it; the reply carries no
+    // descriptor and its blob refers to the client's memfd.
+    std::span<std::byte> into = request->attachment->bytes().first(bytes);
+    if (auto r = backend_.read_buffer(owned->first, m->offset, into, request, request->time_left()); !r) {
+      return fail(r.error());
+    }
+    w.body().blob_ref(0, bytes);
+    return w.finish(request->header, request->version);
+  }
   if (bytes >= shm_threshold_) {
     // Read straight into the memfd the client will map.
     auto memory = protocol::SharedMemory::create(bytes, "vknode-read");
     if (!memory) return fail(memory.error());
     auto shared = std::make_shared<protocol::SharedMemory>(std::move(*memory));
+    shared->prefault(shared->bytes(), true);
     if (auto r = backend_.read_buffer(owned->first, m->offset, shared->bytes(), shared, request->time_left()); !r) {
       return fail(r.error());
     }
     w.body().blob_ref(0, bytes);
-    // The node is done with it (the call returned success), so it can move.
-    return w.finish_with(request->header, request->version, std::move(*shared));
+    return w.finish_with(request->header, request->version, *shared);
   }
   auto data = std::make_shared<std::vector<std::byte>>(bytes);
   if (auto r = backend_.read_buffer(owned->first, m->offset, *data, data, request->time_left()); !r) {

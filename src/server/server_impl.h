@@ -54,7 +54,7 @@ class Server::Impl {
   void loop_once(int timeout_ms, bool draining);
   void accept_clients();
   void on_readable(Connection& conn);
-  void on_frame(Connection& conn, protocol::IncomingFrame frame);
+  void on_frame(Connection& conn, ServerFrame frame);
   void on_hello(Connection& conn, const Request& request);
   void answer_now(Connection& conn, const std::shared_ptr<Request>& request);
   void on_writable(Connection& conn);

@@ -95,7 +95,7 @@ void Server::Impl::accept_clients() {
 void Server::Impl::on_readable(Connection& conn) {
   const uint64_t id = conn.id();
   for (int i = 0; i < kMaxFramesPerWakeup; ++i) {
-    protocol::IncomingFrame frame;
+    ServerFrame frame;
     auto state = conn.read(&frame);
     if (!state) {
       const FrameError& e = state.error();
@@ -131,7 +131,7 @@ void Server::Impl::on_readable(Connection& conn) {
   }
 }
 
-void Server::Impl::on_frame(Connection& conn, protocol::IncomingFrame frame) {
+void Server::Impl::on_frame(Connection& conn, ServerFrame frame) {
   auto request = std::make_shared<Request>();
   request->conn = conn.id();
   request->connection = conns_[conn.id()];

@@ -96,6 +96,27 @@ TEST_F(ServerTest, LargeTransfersGoThroughSharedMemory) {
   EXPECT_TRUE(back == data);
 }
 
+TEST_F(ServerTest, SharedBufferTransfersWithoutCopies) {
+  VKN_ASSERT_OK_AND_ASSIGN(client, connect());
+  const size_t n = 3u << 20;
+  VKN_ASSERT_OK(client->create_buffer("sb", BufferSpec{n}));
+  VKN_ASSERT_OK_AND_ASSIGN(out, SharedBuffer::create(n));
+  VKN_ASSERT_OK_AND_ASSIGN(in, SharedBuffer::create(n));
+  for (uint8_t round = 0; round < 3; ++round) {  // the daemon reuses its mappings
+    const auto data = pattern(n, round);
+    std::memcpy(out.bytes().data(), data.data(), n);
+    VKN_ASSERT_OK(client->write_buffer("sb", 0, out));
+    VKN_ASSERT_OK(client->read_buffer("sb", 0, in));
+    EXPECT_TRUE(std::equal(in.bytes().begin(), in.bytes().end(), data.begin())) << int(round);
+  }
+  // Part of a buffer, at an offset.
+  VKN_ASSERT_OK(client->read_buffer("sb", 100, in, 1000));
+  EXPECT_EQ(in.bytes()[0], pattern(n, 2)[100]);
+  auto too_much = client->write_buffer("sb", 1, out);
+  ASSERT_FALSE(too_much);
+  EXPECT_EQ(too_much.error().code, Errc::invalid_argument);
+}
+
 TEST_F(ServerTest, ExecMapsNamesAndReturnsDownloads) {
   VKN_ASSERT_OK_AND_ASSIGN(client, connect());
   VKN_ASSERT_OK(client->create_buffer("x", BufferSpec{3u << 20}));

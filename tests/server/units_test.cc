@@ -4,7 +4,10 @@
 #include <cstring>
 #include <random>
 
+#include <unistd.h>
+
 #include "server/fair_queue.h"
+#include "server/mapping_cache.h"
 #include "server/snapshot.h"
 #include "server/user_table.h"
 
@@ -110,6 +113,43 @@ TEST(UserTableTest, KernelsArePerUser) {
   EXPECT_TRUE(t.may_use_kernel(11, builtin.id));
   EXPECT_EQ(t.kernels_of(10).size(), 2u);
   EXPECT_EQ(t.kernels_of(11).size(), 1u);
+}
+
+protocol::SharedMemory sealed_memfd(uint64_t bytes) {
+  auto m = protocol::SharedMemory::create(bytes);
+  EXPECT_TRUE(m);
+  EXPECT_TRUE(m->seal());
+  return std::move(*m);
+}
+
+TEST(MappingCacheTest, SameMemfdIsMappedOnce) {
+  MappingCache cache;
+  auto a = sealed_memfd(8192);
+  auto b = sealed_memfd(8192);
+  auto first = cache.adopt(protocol::UniqueFd(::dup(a.fd())), 1 << 20);
+  auto again = cache.adopt(protocol::UniqueFd(::dup(a.fd())), 1 << 20);
+  auto other = cache.adopt(protocol::UniqueFd(::dup(b.fd())), 1 << 20);
+  ASSERT_TRUE(first && again && other);
+  EXPECT_EQ(first->get(), again->get());
+  EXPECT_NE(first->get(), other->get());
+  // Writes through one mapping are seen through the sender's.
+  (*first)->bytes()[5] = std::byte{42};
+  EXPECT_EQ(a.bytes()[5], std::byte{42});
+}
+
+TEST(MappingCacheTest, KeepsAFewAndRefusesUnsealed) {
+  MappingCache cache;
+  std::vector<protocol::SharedMemory> memfds;
+  for (size_t i = 0; i < MappingCache::kMaxEntries + 2; ++i) {
+    memfds.push_back(sealed_memfd(4096));
+    ASSERT_TRUE(cache.adopt(protocol::UniqueFd(::dup(memfds.back().fd())), 1 << 20));
+  }
+  EXPECT_EQ(cache.size(), MappingCache::kMaxEntries);
+  auto unsealed = protocol::SharedMemory::create(4096);
+  ASSERT_TRUE(unsealed);
+  auto r = cache.adopt(protocol::UniqueFd(::dup(unsealed->fd())), 1 << 20);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::protocol_error);
 }
 
 std::vector<DurableImage> sample_images() {

@@ -45,6 +45,32 @@ struct RequestOptions {
   std::optional<std::chrono::milliseconds> timeout;  // unset: ClientOptions::default_timeout
 };
 
+// Shared memory (a memfd mapped here) for transfers without a copy: fill it and
+// write_buffer() hands it to the daemon, which uploads straight from it; or
+// read_buffer() has the daemon download straight into it. At most 1 GiB.
+// After a call on it ends in node_timeout, the daemon may still be reading or
+// writing it: do not reuse its contents until a later call on it succeeds.
+// Move-only; thread-compatible.
+class SharedBuffer {
+ public:
+  // Errors: out_of_host_memory, io_error.
+  [[nodiscard]] static Result<SharedBuffer> create(uint64_t bytes);
+  SharedBuffer(SharedBuffer&&) noexcept;
+  SharedBuffer& operator=(SharedBuffer&&) noexcept;
+  ~SharedBuffer();
+
+  std::span<std::byte> bytes();
+  std::span<const std::byte> bytes() const;
+  uint64_t size() const;
+
+  class Memory;  // the memfd and its mapping
+
+ private:
+  explicit SharedBuffer(std::unique_ptr<Memory> memory);
+  std::unique_ptr<Memory> memory_;
+  friend class Client;
+};
+
 // How long a buffer lives: until deleted (daemon), or until this client's
 // connection closes (session). Durable buffers (BufferSpec::durable) also survive a
 // daemon restart; they cannot be session-scoped.
@@ -91,6 +117,11 @@ class Client {
   // Reads out.size() bytes into `out` (one copy, from the daemon's memfd).
   [[nodiscard]] Result<void> read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
                                               const RequestOptions& options = {});
+  // Zero-copy transfers through `shared` (its first `bytes`; 0: all of it).
+  [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset, const SharedBuffer& shared,
+                                          uint64_t bytes = 0, const RequestOptions& options = {});
+  [[nodiscard]] Result<void> read_buffer(std::string_view name, uint64_t offset, SharedBuffer& shared,
+                                         uint64_t bytes = 0, const RequestOptions& options = {});
   // This user's buffers; all users' (names "u<uid>/<name>") for an admin.
   [[nodiscard]] Result<std::vector<BufferListEntry>> list_buffers(bool all_users = false,
                                                                   const RequestOptions& options = {});
