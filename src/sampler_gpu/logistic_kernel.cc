@@ -35,13 +35,15 @@ REAL vkn_likelihood(in REAL q[VKN_DIM], out REAL grad[VKN_DIM], uint slice, uint
   REAL ll = REAL(0);
   for (int j = 0; j < VKN_DIM; ++j) grad[j] = REAL(0);
   for (uint n = slice; n < uint(VKN_N); n += VKN_S) {
-    REAL eta = REAL(0);
-    for (int j = 0; j < VKN_DIM; ++j) eta += REAL(vkn_X[n * uint(VKN_DIM) + uint(j)]) * q[j];
+    const uint row = n * uint(VKN_DIM);
+    REAL e4[4] = REAL[4](REAL(0), REAL(0), REAL(0), REAL(0));  // four chains of FMAs, not one
+    for (int j = 0; j < VKN_DIM; ++j) e4[j % 4] += REAL(vkn_X[row + uint(j)]) * q[j];
+    const REAL eta = (e4[0] + e4[1]) + (e4[2] + e4[3]);
     const REAL e = vkn_exp(-abs(eta));
     const REAL yn = REAL(vkn_y[n]);
     ll += yn * eta - (max(eta, REAL(0)) + vkn_log1p(e));
     const REAL r = yn - (eta >= REAL(0) ? REAL(1) / (REAL(1) + e) : e / (REAL(1) + e));
-    for (int j = 0; j < VKN_DIM; ++j) grad[j] += r * REAL(vkn_X[n * uint(VKN_DIM) + uint(j)]);
+    for (int j = 0; j < VKN_DIM; ++j) grad[j] += r * REAL(vkn_X[row + uint(j)]);
   }
   const uint mine = slice * VKN_D1 * VKN_CW + lane;
   for (int j = 0; j < VKN_DIM; ++j) vkn_part[mine + uint(j) * VKN_CW] = grad[j];
