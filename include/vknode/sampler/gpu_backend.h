@@ -3,8 +3,8 @@
 // momentum, K leapfrog steps, Metropolis accept, for every chain, several iterations per
 // dispatch), compiles it at run time with shaderc (cached on disk by content hash), registers it
 // on the node and uploads model.data_buffers() once into durable registry buffers. advance()
-// is then one node Program per call: upload states, one dispatch, download states, stats and
-// draws in one block. The node is reached in-process by name (CallOptions::node); node errors
+// is then one node Program per call: upload states, one dispatch per
+// max_iterations_per_dispatch iterations, download states, stats and draws in one block. The node is reached in-process by name (CallOptions::node); node errors
 // come back unchanged, so the driver's fallback to the CPU (is_fallback_error) applies.
 //
 // Draws versus the CPU backend: the same transition and the same Philox streams (accept and
@@ -28,9 +28,11 @@
 
 namespace vkn::sampler {
 
-// Which transition kernel runs. Structure-specific kernels exist today for iid families (each
-// chain's coordinates spread over several threads, one shared-memory reduction per leapfrog
-// step); other models always get the generic one-invocation-per-chain kernel.
+// Which transition kernel runs. Structure-specific kernels exist for iid families
+// ("separable": each chain's coordinates spread over a subgroup or several invocations, one
+// sum of the Hamiltonian per leapfrog step) and the built-in logistic regression ("logistic":
+// each chain's rows split over up to 32 invocations, one shared-memory reduction per step);
+// other models always get the generic one-invocation-per-chain kernel. See docs/sampler.md.
 enum class KernelChoice {
   automatic,  // specialized on GPUs; generic on CPU devices (lavapipe), where barriers are slow
   generic,
