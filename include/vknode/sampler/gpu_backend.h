@@ -56,7 +56,7 @@ struct GpuBackendStats {
   double compile_seconds = 0;  // shaderc (or cache read) at creation
   bool shader_from_cache = false;
   double gpu_wait_ms = 0;          // summed ProgramResult::gpu_wait_ms
-  std::string kernel = "generic";  // the transition kernel: "generic" or "separable"
+  std::string kernel = "generic";  // "generic", "separable", "separable/subgroup" or "logistic"
 };
 
 class GpuLeapfrogBackend final : public LeapfrogBackend {
