@@ -6,11 +6,13 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "client/client_connection.h"
 #include "client/memory_pool.h"
 #include "protocol/messages.h"
 #include "protocol/socket_path.h"
+#include "util/parallel_memcpy.h"
 #include "util/strformat.h"
 
 namespace vkn {
@@ -21,7 +23,11 @@ using protocol::MessageType;
 
 class Client::Impl {
  public:
-  Impl(ClientOptions options, std::filesystem::path path) : options_(std::move(options)), path_(std::move(path)) {
+  Impl(ClientOptions options, std::filesystem::path path)
+      : options_(std::move(options)),
+        path_(std::move(path)),
+        spin_(options_.spin ? *options_.spin
+                            : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)) {
     if (!options_.default_timeout) {
       if (const char* v = std::getenv("VKNODE_TIMEOUT_MS"); v != nullptr && std::atoll(v) > 0) {
         options_.default_timeout = std::chrono::milliseconds(std::atoll(v));
@@ -33,7 +39,7 @@ class Client::Impl {
   Result<std::shared_ptr<ClientConnection>> connection() {
     std::lock_guard lock(mu_);
     if (conn_ && !conn_->is_dead()) return conn_;
-    auto fresh = ClientConnection::open(path_, options_.name, options_.connect_timeout);
+    auto fresh = ClientConnection::open(path_, options_.name, options_.connect_timeout, spin_);
     if (!fresh) return fail(fresh.error());
     std::shared_ptr<ClientConnection> conn = std::move(*fresh);
     for (const KernelRecord& k : kernels_) {
@@ -127,6 +133,7 @@ class Client::Impl {
  private:
   ClientOptions options_;
   const std::filesystem::path path_;
+  const std::chrono::microseconds spin_;
   // Guarded by mu_.
   std::shared_ptr<ClientConnection> conn_;
   std::vector<KernelRecord> kernels_;
@@ -263,7 +270,7 @@ Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::s
       // Large: copy once into a pooled memfd, which the daemon uploads from.
       auto memory = impl_->pool_.acquire(n);
       if (!memory) return fail(memory.error());
-      std::memcpy(memory->bytes().data(), data.data() + done, n);
+      parallel_memcpy(memory->bytes().data(), data.data() + done, n);
       auto reply = impl_->call_lent(MessageType::write_buffer,
                                     [&](protocol::Writer& w) {
                                       w.str(name);
@@ -304,7 +311,7 @@ Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, st
       auto data = r.blob(n);
       if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
       if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
-      std::memcpy(out.data() + done, data.data(), n);
+      parallel_memcpy(out.data() + done, data.data(), n);
       impl_->pool_.release(std::move(*memory));
     } else {
       auto reply = impl_->call(MessageType::read_buffer, encode, options);

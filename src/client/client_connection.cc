@@ -25,7 +25,8 @@ int ms_until(Clock::time_point deadline) {
 
 Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::filesystem::path& path,
                                                                  const std::string& name,
-                                                                 std::chrono::milliseconds timeout) {
+                                                                 std::chrono::milliseconds timeout,
+                                                                 std::chrono::microseconds spin) {
   auto fd = protocol::connect_unix(path, timeout);
   if (!fd) return fail(fd.error());
   // Hello, synchronously, before the reader starts.
@@ -60,11 +61,11 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
   if (auto e = protocol::decode_error(r); !e) return fail(e.error());
   auto hello = protocol::decode_hello_reply(r);
   if (!hello) return fail(hello.error());
-  return std::unique_ptr<ClientConnection>(new ClientConnection(std::move(*fd), std::move(*hello)));
+  return std::unique_ptr<ClientConnection>(new ClientConnection(std::move(*fd), std::move(*hello), spin));
 }
 
-ClientConnection::ClientConnection(protocol::UniqueFd fd, DaemonHello hello)
-    : fd_(std::move(fd)), hello_(std::move(hello)) {
+ClientConnection::ClientConnection(protocol::UniqueFd fd, DaemonHello hello, std::chrono::microseconds spin)
+    : fd_(std::move(fd)), hello_(std::move(hello)), spin_(spin) {
   reader_ = std::thread([this] { reader_main(); });
 }
 
@@ -91,6 +92,14 @@ void ClientConnection::mark_dead(const Error& why) {
 
 void ClientConnection::reader_main() {
   for (;;) {
+    if (spin_.count() > 0) {
+      // Poll for a while before recv_frame sleeps in poll(): replies to a busy
+      // client come back-to-back.
+      const auto until = Clock::now() + spin_;
+      pollfd p{fd_.get(), POLLIN, 0};
+      while (::poll(&p, 1, 0) == 0 && Clock::now() < until) {
+      }
+    }
     auto frame = protocol::recv_frame(fd_.get(), hello_.max_attachment);
     if (!frame) {
       const Error& e = frame.error();
@@ -173,6 +182,11 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::ve
     forget();
     if (r.error().code == Errc::node_dead) mark_dead(r.error());
     return fail(r.error());
+  }
+  if (spin_.count() > 0) {
+    const auto until = std::min(Clock::now() + spin_, deadline.value_or(Clock::time_point::max()));
+    while (reply.wait_for(std::chrono::seconds(0)) != std::future_status::ready && Clock::now() < until) {
+    }
   }
   if (deadline && reply.wait_until(*deadline) != std::future_status::ready) {
     // Withdraw the call unless the reader got its reply in the meantime; a reply that

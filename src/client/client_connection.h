@@ -27,7 +27,8 @@ class ClientConnection {
   // Connects to `path` and says hello. Errors: see Client::connect.
   [[nodiscard]] static Result<std::unique_ptr<ClientConnection>> open(const std::filesystem::path& path,
                                                                        const std::string& name,
-                                                                       std::chrono::milliseconds timeout);
+                                                                       std::chrono::milliseconds timeout,
+                                                                       std::chrono::microseconds spin = {});
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
@@ -46,13 +47,14 @@ class ClientConnection {
                                                      const protocol::SharedMemory* lent = nullptr);
 
  private:
-  ClientConnection(protocol::UniqueFd fd, DaemonHello hello);
+  ClientConnection(protocol::UniqueFd fd, DaemonHello hello, std::chrono::microseconds spin);
   void reader_main();
   void mark_dead(const Error& why);
   Result<void> send_with_deadline(const protocol::OutgoingFrame& frame, std::optional<Clock::time_point> deadline);
 
   protocol::UniqueFd fd_;
   const DaemonHello hello_;
+  const std::chrono::microseconds spin_;
 
   mutable std::mutex mu_;
   // Guarded by mu_.

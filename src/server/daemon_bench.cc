@@ -94,6 +94,7 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
   so.snapshot_interval = std::chrono::milliseconds(0);
   so.node.device_selector = options.device_selector;
   so.quota.per_client_queued = 64;
+  if (options.spin_us >= 0) so.spin = std::chrono::microseconds(options.spin_us);
   auto server = Server::create(so);
   if (!server) {
     std::fprintf(stderr, "bench-daemon: %s\n", server.error().to_string().c_str());
@@ -111,6 +112,7 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
     ClientOptions co;
     co.socket_path = so.socket_path;
     co.name = "bench";
+    if (options.spin_us >= 0) co.spin = std::chrono::microseconds(options.spin_us);
     auto c = Client::connect(co);
     if (!c) {
       fail_step("connect", c.error());
@@ -243,7 +245,9 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
     report.add("slowest_client_share_pct", "  slowest client's share of a fair 1/N", 100.0 * slowest * k / std::max<uint64_t>(total, 1),
                "%", 0);
 
-    std::printf("vknode daemon benchmark on %s%s\n\n", device.c_str(), options.quick ? " (quick)" : "");
+    std::printf("vknode daemon benchmark on %s%s, %u hardware threads, spin %s\n\n", device.c_str(),
+                options.quick ? " (quick)" : "", std::thread::hardware_concurrency(),
+                options.spin_us >= 0 ? vkn::format("{} us", options.spin_us).c_str() : "default");
     for (const auto& [label, value] : report.rows) std::printf("  %-44s %16s\n", label.c_str(), value.c_str());
     report.json += ",\"device\":\"" + device + "\"}";
     if (!options.json_path.empty()) std::ofstream(options.json_path) << report.json << "\n";

@@ -14,6 +14,7 @@ struct DaemonBenchOptions {
   std::string json_path;         // also write the figures here
   std::string device_selector;
   uint32_t clients = 16;
+  int spin_us = -1;  // daemon and client polling before sleep (ServerOptions::spin); -1: their default
 };
 
 // Returns the process exit code (0 ok, 1 a step failed).

@@ -4,6 +4,7 @@
 // cleanup) go before any client's. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -25,6 +26,7 @@ class FairQueue {
     if (q.empty()) ring_.push_back(client);
     q.push_back(std::move(item));
     ++size_;
+    pending_.fetch_add(1, std::memory_order_release);
     cv_.notify_one();
     return true;
   }
@@ -33,6 +35,7 @@ class FairQueue {
   void push_system(Item item) {
     std::lock_guard lock(mu_);
     system_.push_back(std::move(item));
+    pending_.fetch_add(1, std::memory_order_release);
     cv_.notify_one();
   }
 
@@ -41,24 +44,16 @@ class FairQueue {
   std::optional<Item> pop() {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return !system_.empty() || size_ > 0 || closed_; });
-    if (!system_.empty()) {
-      Item item = std::move(system_.front());
-      system_.pop_front();
-      return item;
-    }
-    if (size_ == 0) return std::nullopt;
-    const uint64_t client = ring_.front();
-    ring_.pop_front();
-    auto it = queues_.find(client);
-    Item item = std::move(it->second.front());
-    it->second.pop_front();
-    --size_;
-    if (it->second.empty()) {
-      queues_.erase(it);
-    } else {
-      ring_.push_back(client);  // its next item waits for every other client's turn
-    }
-    return item;
+    return take_locked();
+  }
+
+  // As pop(), but returns nullopt at once when nothing is queued (cheap when empty:
+  // no lock is taken).
+  std::optional<Item> try_pop() {
+    if (pending_.load(std::memory_order_acquire) == 0) return std::nullopt;
+    std::unique_lock lock(mu_);
+    if (system_.empty() && size_ == 0) return std::nullopt;
+    return take_locked();
   }
 
   // Removes and returns a client's queued items (it disconnected).
@@ -69,6 +64,7 @@ class FairQueue {
     if (it == queues_.end()) return out;
     for (auto& item : it->second) out.push_back(std::move(item));
     size_ -= it->second.size();
+    pending_.fetch_sub(it->second.size(), std::memory_order_release);
     queues_.erase(it);
     std::erase(ring_, client);
     return out;
@@ -85,6 +81,7 @@ class FairQueue {
     }
     queues_.clear();
     ring_.clear();
+    pending_.fetch_sub(size_, std::memory_order_release);
     size_ = 0;
     cv_.notify_all();
     return out;
@@ -96,6 +93,31 @@ class FairQueue {
   }
 
  private:
+  // Requires: mu_ held.
+  std::optional<Item> take_locked() {
+    if (!system_.empty()) {
+      Item item = std::move(system_.front());
+      system_.pop_front();
+      pending_.fetch_sub(1, std::memory_order_release);
+      return item;
+    }
+    if (size_ == 0) return std::nullopt;
+    const uint64_t client = ring_.front();
+    ring_.pop_front();
+    auto it = queues_.find(client);
+    Item item = std::move(it->second.front());
+    it->second.pop_front();
+    --size_;
+    pending_.fetch_sub(1, std::memory_order_release);
+    if (it->second.empty()) {
+      queues_.erase(it);
+    } else {
+      ring_.push_back(client);  // its next item waits for every other client's turn
+    }
+    return item;
+  }
+
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_.
@@ -104,6 +126,7 @@ class FairQueue {
   std::deque<Item> system_;
   size_t size_ = 0;  // client items
   bool closed_ = false;
+  std::atomic<size_t> pending_{0};  // client and system items, readable without mu_
 };
 
 }  // namespace vkn::server

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "protocol/socket_path.h"
 #include "server/node_backend.h"
@@ -77,6 +78,8 @@ Server::Impl::Impl(ServerOptions options, Listener listener, std::unique_ptr<Bac
       backend_(std::move(backend)),
       users_(options_.quota),
       handler_(*backend_, users_, options_.shm_threshold),
+      spin_(options_.spin ? *options_.spin
+                          : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)),
       listener_(std::move(listener)) {}
 
 Server::Impl::~Impl() {
@@ -122,9 +125,11 @@ void Server::Impl::request_stop() {
 }
 
 Result<void> Server::Impl::run() {
+  auto last_activity = Clock::now() - spin_;
   while (!stop_requested_.load()) {
-    int timeout_ms = 100;
-    loop_once(timeout_ms, false);
+    // Poll without sleeping for a while after activity (see ServerOptions::spin).
+    const bool spinning = Clock::now() - last_activity < spin_;
+    if (loop_once(spinning ? 0 : 100, false) > 0) last_activity = Clock::now();
     maybe_schedule_snapshot();
   }
   finish_stop();

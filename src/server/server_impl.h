@@ -51,7 +51,8 @@ class Server::Impl {
   };
 
   // --- I/O thread (server_io.cc). ---
-  void loop_once(int timeout_ms, bool draining);
+  // Returns the number of events handled.
+  int loop_once(int timeout_ms, bool draining);
   void accept_clients();
   void on_readable(Connection& conn);
   void on_frame(Connection& conn, ServerFrame frame);
@@ -66,6 +67,7 @@ class Server::Impl {
 
   // --- Workers (server_io.cc). ---
   void worker_main();
+  std::optional<WorkItem> next_work();
   void post(Completion completion);
   void after_request(uint64_t conn);
 
@@ -87,6 +89,7 @@ class Server::Impl {
   UserTable users_;
   RequestHandler handler_;
   FairQueue<WorkItem> queue_;
+  const std::chrono::microseconds spin_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
 

@@ -31,7 +31,7 @@ Connection* Server::Impl::find(uint64_t id) {
   return it == conns_.end() ? nullptr : it->second.get();
 }
 
-void Server::Impl::loop_once(int timeout_ms, bool draining) {
+int Server::Impl::loop_once(int timeout_ms, bool draining) {
   epoll_event events[kMaxEvents];
   const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
   for (int i = 0; i < n; ++i) {
@@ -60,6 +60,7 @@ void Server::Impl::loop_once(int timeout_ms, bool draining) {
   }
   drain_completions();
   for (uint64_t id : std::exchange(to_close_, {})) close_connection(id);
+  return n;
 }
 
 void Server::Impl::accept_clients() {
@@ -321,8 +322,20 @@ void Server::Impl::after_request(uint64_t conn) {
   }
 }
 
+std::optional<Server::Impl::WorkItem> Server::Impl::next_work() {
+  // Poll briefly before sleeping: the next request of a busy client usually comes
+  // within microseconds of the last reply.
+  if (spin_.count() > 0) {
+    const auto until = Clock::now() + spin_;
+    do {
+      if (auto item = queue_.try_pop()) return item;
+    } while (Clock::now() < until);
+  }
+  return queue_.pop();
+}
+
 void Server::Impl::worker_main() {
-  while (auto item = queue_.pop()) {
+  while (auto item = next_work()) {
     if (item->system) {
       item->system();
       continue;

@@ -78,7 +78,7 @@ void Server::Impl::restore_snapshot() {
 std::string Server::Impl::durable_signature() {
   auto list = backend_->list_buffers(std::nullopt);
   if (!list) return "?";  // unknown: forces the next snapshot
-  std::string sig;
+  std::string sig = vkn::format("{};", users_.durable_generation());
   for (const BufferEntryInfo& e : *list) {
     if (e.spec.durable) sig += vkn::format("{}|{}|{};", e.name, e.spec.bytes, e.writes);
   }

@@ -59,7 +59,10 @@ Result<void> UserTable::reserve_buffer(uint32_t uid, const std::string& registry
 
 void UserTable::commit_buffer(const std::string& registry_name) {
   std::lock_guard lock(mu_);
-  if (auto it = buffers_.find(registry_name); it != buffers_.end()) it->second.pending = false;
+  if (auto it = buffers_.find(registry_name); it != buffers_.end()) {
+    it->second.pending = false;
+    if (it->second.durable) ++durable_generation_;
+  }
 }
 
 void UserTable::cancel_buffer(const std::string& registry_name) { remove_buffer(registry_name); }
@@ -78,7 +81,13 @@ void UserTable::remove_buffer(const std::string& registry_name) {
   User& u = users_[it->second.owner];
   u.buffers -= std::min<uint64_t>(u.buffers, 1);
   u.bytes -= std::min(u.bytes, it->second.bytes);
+  if (it->second.durable && !it->second.pending) ++durable_generation_;
   buffers_.erase(it);
+}
+
+uint64_t UserTable::durable_generation() const {
+  std::lock_guard lock(mu_);
+  return durable_generation_;
 }
 
 void UserTable::adopt_buffer(const std::string& registry_name, const BufferRecord& record) {

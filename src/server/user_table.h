@@ -60,6 +60,10 @@ class UserTable {
   // Adds a buffer restored from a snapshot (not counted against quotas' refusals).
   void adopt_buffer(const std::string& registry_name, const BufferRecord& record);
   std::vector<std::pair<std::string, BufferRecord>> buffers_of(std::optional<uint32_t> uid) const;
+  // Counts durable buffers created or removed. A buffer deleted and made again under
+  // its name can show the same size and write count as before; snapshots compare this
+  // too, so that they never miss the new buffer's contents.
+  uint64_t durable_generation() const;
 
   // --- Kernels. ---
   void set_builtins(std::vector<KernelEntry> builtins);
@@ -105,6 +109,7 @@ class UserTable {
   std::map<std::string, BufferRecord, std::less<>> buffers_;
   std::map<uint64_t, Conn> conns_;
   std::vector<KernelEntry> builtins_;
+  uint64_t durable_generation_ = 0;
 };
 
 }  // namespace vkn::server
