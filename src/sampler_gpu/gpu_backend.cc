@@ -226,6 +226,9 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
     return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
   impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_range);
+  if (options.TEST_max_buffer_bytes > 0) {
+    impl->max_buffer_bytes = std::min(impl->max_buffer_bytes, options.TEST_max_buffer_bytes);
+  }
 
   // Compile both kernels, cached beside the node's pipeline cache.
   ShaderCompileOptions co;

@@ -337,6 +337,42 @@ TEST_F(GpuBackendTest, LongBlocksSplitIntoDispatches) {
   }
 }
 
+TEST_F(GpuBackendTest, BlocksBeyondTheBufferLimitSplitIntoPrograms) {
+  // Per iteration the stats (6 words) outgrow the draws (3 coordinates): 8 chains x 6 x 4 bytes
+  // = 192 bytes; a 700-byte limit allows 3 iterations per Program, so 40 iterations take 14
+  // Programs. Draws and stats must continue across them exactly as in one Program.
+  auto model = testing::must(make_normal(3));
+  auto one = options(), split = options();
+  split.TEST_max_buffer_bytes = 700;
+  auto a = GpuLeapfrogBackend::create(*model, one);
+  auto b = GpuLeapfrogBackend::create(*model, split);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  std::vector<ChainState> sa(8);
+  for (uint32_t c = 0; c < sa.size(); ++c) {
+    sa[c] = {{0.1, -0.2, 0.3}, 0, {0, 0, 0}, 0.6, {1, 1, 1}, c, 5};
+    sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
+  }
+  auto sb = sa;
+  std::vector<uint32_t> steps(40, 3);
+  AdvanceRequest req{11, steps, 0.3, true, true};
+  AdvanceOutput oa, ob;
+  ASSERT_TRUE((*a)->advance(sa, req, oa).has_value());
+  ASSERT_TRUE((*b)->advance(sb, req, ob).has_value());
+  EXPECT_EQ((*a)->stats().programs, 1u);
+  EXPECT_EQ((*b)->stats().programs, 14u);
+  ASSERT_EQ(oa.draws.size(), ob.draws.size());
+  for (size_t i = 0; i < oa.draws.size(); ++i) EXPECT_EQ(oa.draws[i], ob.draws[i]) << i;
+  for (size_t i = 0; i < oa.stats.size(); ++i) {
+    EXPECT_EQ(oa.stats[i].accepted, ob.stats[i].accepted) << i;
+    EXPECT_EQ(oa.stats[i].energy, ob.stats[i].energy) << i;
+  }
+  EXPECT_EQ(oa.proposal_q, ob.proposal_q);
+  for (size_t c = 0; c < sa.size(); ++c) {
+    EXPECT_EQ(sa[c].q, sb[c].q);
+    EXPECT_EQ(sb[c].iteration, 45u);
+  }
+}
+
 TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
   // theta ~ N(1, 2^2) in 4 dimensions; 64 chains x 200 draws. With an ESS of at least ~2000 per
   // coordinate the mean's MC sd is about 2 / sqrt(2000) = 0.045 (bound 0.2, > 4 sd), the

@@ -48,6 +48,9 @@ struct GpuBackendOptions {
   // Program) so that one dispatch stays well below the node's hang limit.
   uint32_t max_iterations_per_dispatch = 16;
   KernelChoice kernel = KernelChoice::automatic;
+  // Test-only: a smaller per-buffer limit than the device's, so that tests see a block split
+  // over several Programs (0: the device's maxStorageBufferRange, at most 256 MiB).
+  uint64_t TEST_max_buffer_bytes = 0;
 };
 
 struct GpuBackendStats {
