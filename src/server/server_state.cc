@@ -44,7 +44,8 @@ void Server::Impl::restore_snapshot() {
     if (images.error().code == Errc::not_found) return;
     // Reported and set aside, never fatal: the daemon starts without those buffers.
     const std::string why = images.error().to_string();
-    log(LogLevel::error, "vknoded: buffer snapshot {} is unusable and was skipped: {}", snapshot_path_.native(), why);
+    log(LogLevel::error, "vknoded: buffer snapshot {} is unusable and was skipped: {}",
+        snapshot_path_.native(), why);
     std::error_code ec;
     std::filesystem::rename(snapshot_path_, snapshot_path_.native() + ".corrupt", ec);
     std::lock_guard lock(snapshot_mu_);
@@ -63,14 +64,16 @@ void Server::Impl::restore_snapshot() {
     auto r = backend_->create_buffer(img.name, spec, std::nullopt);
     if (r) r = backend_->write_buffer(img.name, 0, img.data, nullptr, std::nullopt);
     if (!r) {
-      log(LogLevel::error, "vknoded: restoring durable buffer {}: {}", img.name, r.error().to_string());
+      log(LogLevel::error, "vknoded: restoring durable buffer {}: {}", img.name,
+          r.error().to_string());
       (void)backend_->delete_buffer(img.name, std::nullopt);
       continue;
     }
     users_.adopt_buffer(img.name, BufferRecord{owner->first, spec.bytes, true, 0, false});
     ++restored;
   }
-  log(LogLevel::info, "vknoded: restored {} durable buffers from {}", restored, snapshot_path_.native());
+  log(LogLevel::info, "vknoded: restored {} durable buffers from {}", restored,
+      snapshot_path_.native());
   std::lock_guard lock(snapshot_mu_);
   last_signature_ = durable_signature();
 }
@@ -100,7 +103,8 @@ void Server::Impl::snapshot_if_changed() {
   const std::string sig = durable_signature();
   if (sig == last_signature_) return;
   auto images = backend_->durable_images(std::nullopt);
-  Result<void> r = images ? write_snapshot(posix_file_ops(), snapshot_path_, *images) : fail(images.error());
+  Result<void> r =
+      images ? write_snapshot(posix_file_ops(), snapshot_path_, *images) : fail(images.error());
   if (!r) {
     last_snapshot_error_ = r.error().to_string();
     log(LogLevel::error, "vknoded: durable-buffer snapshot failed: {}", last_snapshot_error_);

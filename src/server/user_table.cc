@@ -10,46 +10,53 @@ namespace {
 constexpr size_t kMaxUserNameChars = 100;
 
 bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-         c == ':' || c == '/' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '/' || c == '-';
 }
 
 }  // namespace
 
 Result<std::string> UserTable::registry_name(uint32_t uid, std::string_view name) {
   if (name.empty() || name.size() > kMaxUserNameChars) {
-    return fail(Errc::invalid_argument, vkn::format("buffer names are 1..{} characters", kMaxUserNameChars),
+    return fail(Errc::invalid_argument,
+                vkn::format("buffer names are 1..{} characters", kMaxUserNameChars),
                 vkn::format("{} given", name.size()));
   }
   for (char c : name) {
     if (!is_name_char(c)) {
-      return fail(Errc::invalid_argument, "buffer names use only [A-Za-z0-9_.:/-]", std::string(name));
+      return fail(Errc::invalid_argument, "buffer names use only [A-Za-z0-9_.:/-]",
+                  std::string(name));
     }
   }
   return vkn::format("u{}/{}", uid, name);
 }
 
-std::optional<std::pair<uint32_t, std::string>> UserTable::parse_registry_name(std::string_view registry_name) {
+std::optional<std::pair<uint32_t, std::string>> UserTable::parse_registry_name(
+    std::string_view registry_name) {
   if (registry_name.size() < 3 || registry_name[0] != 'u') return std::nullopt;
   const size_t slash = registry_name.find('/');
-  if (slash == std::string_view::npos || slash < 2 || slash + 1 >= registry_name.size()) return std::nullopt;
+  if (slash == std::string_view::npos || slash < 2 || slash + 1 >= registry_name.size())
+    return std::nullopt;
   uint32_t uid = 0;
   auto [end, ec] = std::from_chars(registry_name.data() + 1, registry_name.data() + slash, uid);
   if (ec != std::errc() || end != registry_name.data() + slash) return std::nullopt;
   return std::make_pair(uid, std::string(registry_name.substr(slash + 1)));
 }
 
-Result<void> UserTable::reserve_buffer(uint32_t uid, const std::string& registry_name, uint64_t bytes, bool durable,
-                                       uint64_t session) {
+Result<void> UserTable::reserve_buffer(uint32_t uid, const std::string& registry_name,
+                                       uint64_t bytes, bool durable, uint64_t session) {
   std::lock_guard lock(mu_);
-  if (buffers_.count(registry_name)) return fail(Errc::already_exists, "buffer exists", registry_name);
+  if (buffers_.count(registry_name))
+    return fail(Errc::already_exists, "buffer exists", registry_name);
   User& u = users_[uid];
   if (u.buffers + 1 > quota_.buffers) {
-    return fail(Errc::quota_exceeded, vkn::format("uid {} has {} buffers (quota {})", uid, u.buffers, quota_.buffers));
+    return fail(Errc::quota_exceeded,
+                vkn::format("uid {} has {} buffers (quota {})", uid, u.buffers, quota_.buffers));
   }
   if (quota_.bytes != 0 && (bytes > quota_.bytes || u.bytes > quota_.bytes - bytes)) {
     return fail(Errc::quota_exceeded,
-                vkn::format("uid {} would hold {} + {} buffer bytes (quota {})", uid, u.bytes, bytes, quota_.bytes));
+                vkn::format("uid {} would hold {} + {} buffer bytes (quota {})", uid, u.bytes,
+                            bytes, quota_.bytes));
   }
   u.buffers += 1;
   u.bytes += bytes;
@@ -70,7 +77,8 @@ void UserTable::cancel_buffer(const std::string& registry_name) { remove_buffer(
 Result<BufferRecord> UserTable::find_buffer(const std::string& registry_name) const {
   std::lock_guard lock(mu_);
   auto it = buffers_.find(registry_name);
-  if (it == buffers_.end() || it->second.pending) return fail(Errc::not_found, "no such buffer", registry_name);
+  if (it == buffers_.end() || it->second.pending)
+    return fail(Errc::not_found, "no such buffer", registry_name);
   return it->second;
 }
 
@@ -99,7 +107,8 @@ void UserTable::adopt_buffer(const std::string& registry_name, const BufferRecor
   buffers_[registry_name] = record;
 }
 
-std::vector<std::pair<std::string, BufferRecord>> UserTable::buffers_of(std::optional<uint32_t> uid) const {
+std::vector<std::pair<std::string, BufferRecord>> UserTable::buffers_of(
+    std::optional<uint32_t> uid) const {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, BufferRecord>> out;
   for (const auto& [name, record] : buffers_) {
@@ -117,8 +126,8 @@ Result<void> UserTable::add_kernel(uint32_t uid, const KernelId& id, const std::
   std::lock_guard lock(mu_);
   User& u = users_[uid];
   if (!u.kernels.count(id) && u.kernels.size() >= quota_.kernels) {
-    return fail(Errc::quota_exceeded, vkn::format("uid {} has {} kernels (quota {})", uid, u.kernels.size(),
-                                                  quota_.kernels));
+    return fail(Errc::quota_exceeded, vkn::format("uid {} has {} kernels (quota {})", uid,
+                                                  u.kernels.size(), quota_.kernels));
   }
   u.kernels[id] = name;
   return {};
@@ -137,7 +146,8 @@ std::vector<KernelEntry> UserTable::kernels_of(uint32_t uid) const {
   std::lock_guard lock(mu_);
   std::vector<KernelEntry> out = builtins_;
   if (auto it = users_.find(uid); it != users_.end()) {
-    for (const auto& [id, name] : it->second.kernels) out.push_back(KernelEntry{id, name, false, 0});
+    for (const auto& [id, name] : it->second.kernels)
+      out.push_back(KernelEntry{id, name, false, 0});
   }
   return out;
 }
@@ -153,12 +163,14 @@ Result<void> UserTable::admit_request(uint64_t conn) {
   if (it == conns_.end()) return fail(Errc::node_dead, "connection closed");
   User& u = users_[it->second.uid];
   if (it->second.inflight >= quota_.per_client_queued) {
-    return fail(Errc::quota_exceeded, vkn::format("this connection has {} requests queued or running (limit {})",
-                                                  it->second.inflight, quota_.per_client_queued));
+    return fail(Errc::quota_exceeded,
+                vkn::format("this connection has {} requests queued or running (limit {})",
+                            it->second.inflight, quota_.per_client_queued));
   }
   if (u.queued >= quota_.queued) {
-    return fail(Errc::quota_exceeded, vkn::format("uid {} has {} requests queued or running (quota {})",
-                                                  it->second.uid, u.queued, quota_.queued));
+    return fail(Errc::quota_exceeded,
+                vkn::format("uid {} has {} requests queued or running (quota {})", it->second.uid,
+                            u.queued, quota_.queued));
   }
   ++it->second.inflight;
   ++u.queued;

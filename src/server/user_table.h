@@ -21,10 +21,10 @@
 namespace vkn::server {
 
 struct Quota {
-  uint64_t bytes = 0;        // buffer bytes per user; 0: no limit beyond the node's budget
-  uint64_t buffers = 1024;   // buffers per user
-  uint64_t queued = 64;      // requests queued or running per user
-  uint64_t kernels = 1024;   // registered kernels per user
+  uint64_t bytes = 0;               // buffer bytes per user; 0: no limit beyond the node's budget
+  uint64_t buffers = 1024;          // buffers per user
+  uint64_t queued = 64;             // requests queued or running per user
+  uint64_t kernels = 1024;          // registered kernels per user
   uint64_t per_client_queued = 32;  // requests queued or running per connection
 };
 
@@ -46,12 +46,13 @@ class UserTable {
   // [A-Za-z0-9_.:/-].
   [[nodiscard]] static Result<std::string> registry_name(uint32_t uid, std::string_view name);
   // The owner and user-visible name of a registry name; nullopt if not of that form.
-  static std::optional<std::pair<uint32_t, std::string>> parse_registry_name(std::string_view registry_name);
+  static std::optional<std::pair<uint32_t, std::string>> parse_registry_name(
+      std::string_view registry_name);
 
   // --- Buffers. ---
   // Reserves quota for a new buffer. Errors: already_exists, quota_exceeded.
-  [[nodiscard]] Result<void> reserve_buffer(uint32_t uid, const std::string& registry_name, uint64_t bytes,
-                                            bool durable, uint64_t session);
+  [[nodiscard]] Result<void> reserve_buffer(uint32_t uid, const std::string& registry_name,
+                                            uint64_t bytes, bool durable, uint64_t session);
   void commit_buffer(const std::string& registry_name);
   void cancel_buffer(const std::string& registry_name);  // the create failed
   // The buffer if it exists (and is not being created). Errors: not_found.
