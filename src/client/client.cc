@@ -26,8 +26,9 @@ class Client::Impl {
   Impl(ClientOptions options, std::filesystem::path path)
       : options_(std::move(options)),
         path_(std::move(path)),
-        spin_(options_.spin ? *options_.spin
-                            : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)) {
+        spin_(options_.spin
+                  ? *options_.spin
+                  : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)) {
     if (!options_.default_timeout) {
       if (const char* v = std::getenv("VKNODE_TIMEOUT_MS"); v != nullptr && std::atoll(v) > 0) {
         options_.default_timeout = std::chrono::milliseconds(std::atoll(v));
@@ -64,7 +65,8 @@ class Client::Impl {
   }
 
   // Sends one request and returns its reply with the envelope checked.
-  Result<protocol::IncomingFrame> call(MessageType type, const std::function<void(protocol::Writer&)>& encode,
+  Result<protocol::IncomingFrame> call(MessageType type,
+                                       const std::function<void(protocol::Writer&)>& encode,
                                        const RequestOptions& o) {
     const auto until = deadline(o);
     auto conn = connection();
@@ -86,11 +88,13 @@ class Client::Impl {
     std::string name;
   };
 
-  Result<KernelId> register_on(ClientConnection& conn, const KernelRecord& k, std::optional<Clock::time_point> until) {
+  Result<KernelId> register_on(ClientConnection& conn, const KernelRecord& k,
+                               std::optional<Clock::time_point> until) {
     protocol::AttachmentPlan plan;
     plan.threshold = threshold(conn);
     protocol::Writer w(&plan);
-    protocol::encode(w, protocol::RegisterKernelRequest{std::as_bytes(std::span(k.spirv)), k.spec, k.name});
+    protocol::encode(
+        w, protocol::RegisterKernelRequest{std::as_bytes(std::span(k.spirv)), k.spec, k.name});
     auto reply = conn.call(MessageType::register_kernel, w.take(), &plan, until);
     if (!reply) return fail(reply.error());
     protocol::Reader r(reply->payload, reply->attachment_bytes());
@@ -112,8 +116,10 @@ class Client::Impl {
 
   // Sends a request whose large data lives in `lent` (filled by the caller for a
   // write, or to be filled by the daemon for a read); envelope checked.
-  Result<protocol::IncomingFrame> call_lent(MessageType type, const std::function<void(protocol::Writer&)>& encode,
-                                            const RequestOptions& o, const protocol::SharedMemory& lent) {
+  Result<protocol::IncomingFrame> call_lent(MessageType type,
+                                            const std::function<void(protocol::Writer&)>& encode,
+                                            const RequestOptions& o,
+                                            const protocol::SharedMemory& lent) {
     const auto until = deadline(o);
     auto conn = connection();
     if (!conn) return fail(conn.error());
@@ -148,7 +154,8 @@ class SharedBuffer::Memory {
 
 Result<SharedBuffer> SharedBuffer::create(uint64_t bytes) {
   if (bytes > protocol::kMaxAttachment) {
-    return fail(Errc::invalid_argument, "a SharedBuffer holds at most 1 GiB", vkn::format("{} bytes", bytes));
+    return fail(Errc::invalid_argument, "a SharedBuffer holds at most 1 GiB",
+                vkn::format("{} bytes", bytes));
   }
   auto m = protocol::SharedMemory::create(bytes, "vknode-shared");
   if (!m) return fail(m.error());
@@ -159,7 +166,9 @@ SharedBuffer::SharedBuffer(std::unique_ptr<Memory> memory) : memory_(std::move(m
 SharedBuffer::SharedBuffer(SharedBuffer&&) noexcept = default;
 SharedBuffer& SharedBuffer::operator=(SharedBuffer&&) noexcept = default;
 SharedBuffer::~SharedBuffer() = default;
-std::span<std::byte> SharedBuffer::bytes() { return memory_ ? memory_->memory.bytes() : std::span<std::byte>(); }
+std::span<std::byte> SharedBuffer::bytes() {
+  return memory_ ? memory_->memory.bytes() : std::span<std::byte>();
+}
 std::span<const std::byte> SharedBuffer::bytes() const {
   return memory_ ? memory_->memory.bytes() : std::span<const std::byte>();
 }
@@ -207,9 +216,12 @@ Result<DaemonStatus> Client::status(const RequestOptions& options) {
   return protocol::decode_status_reply(r);
 }
 
-Result<KernelId> Client::register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
-                                         std::string_view kernel_name, const RequestOptions& options) {
-  Impl::KernelRecord k{{spirv.begin(), spirv.end()}, {spec.begin(), spec.end()}, std::string(kernel_name)};
+Result<KernelId> Client::register_kernel(std::span<const uint32_t> spirv,
+                                         std::span<const SpecConstant> spec,
+                                         std::string_view kernel_name,
+                                         const RequestOptions& options) {
+  Impl::KernelRecord k{
+      {spirv.begin(), spirv.end()}, {spec.begin(), spec.end()}, std::string(kernel_name)};
   auto conn = impl_->connection();
   if (!conn) return fail(conn.error());
   auto id = impl_->register_on(**conn, k, impl_->deadline(options));
@@ -246,22 +258,25 @@ Result<KernelId> Client::builtin_kernel_id(BuiltinKernel kernel) {
 Result<void> Client::create_buffer(std::string_view name, const BufferSpec& spec, BufferScope scope,
                                    const RequestOptions& options) {
   protocol::CreateBufferRequest m{std::string(name), spec, scope == BufferScope::session};
-  auto reply = impl_->call(MessageType::create_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  auto reply = impl_->call(
+      MessageType::create_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
   if (!reply) return fail(reply.error());
   return {};
 }
 
 Result<void> Client::delete_buffer(std::string_view name, const RequestOptions& options) {
   protocol::NameRequest m{std::string(name)};
-  auto reply = impl_->call(MessageType::delete_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  auto reply = impl_->call(
+      MessageType::delete_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
   if (!reply) return fail(reply.error());
   return {};
 }
 
-Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
-                                  const RequestOptions& options) {
+Result<void> Client::write_buffer(std::string_view name, uint64_t offset,
+                                  std::span<const std::byte> data, const RequestOptions& options) {
   // One memfd carries at most max_attachment bytes: larger writes go in pieces.
-  const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+  const uint64_t piece =
+      std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
   const uint64_t threshold = impl_->shm_threshold();
   uint64_t done = 0;
   do {
@@ -271,19 +286,21 @@ Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::s
       auto memory = impl_->pool_.acquire(n);
       if (!memory) return fail(memory.error());
       parallel_memcpy(memory->bytes().data(), data.data() + done, n);
-      auto reply = impl_->call_lent(MessageType::write_buffer,
-                                    [&](protocol::Writer& w) {
-                                      w.str(name);
-                                      w.u64(offset + done);
-                                      w.blob_ref(0, n);
-                                    },
-                                    options, *memory);
-      if (!reply) return fail(reply.error());  // the memfd is not reused: the daemon may still read it
+      auto reply = impl_->call_lent(
+          MessageType::write_buffer,
+          [&](protocol::Writer& w) {
+            w.str(name);
+            w.u64(offset + done);
+            w.blob_ref(0, n);
+          },
+          options, *memory);
+      if (!reply)
+        return fail(reply.error());  // the memfd is not reused: the daemon may still read it
       impl_->pool_.release(std::move(*memory));
     } else {
       protocol::WriteBufferRequest m{std::string(name), offset + done, data.subspan(done, n)};
-      auto reply =
-          impl_->call(MessageType::write_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+      auto reply = impl_->call(
+          MessageType::write_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
       if (!reply) return fail(reply.error());
     }
     done += n;
@@ -291,9 +308,10 @@ Result<void> Client::write_buffer(std::string_view name, uint64_t offset, std::s
   return {};
 }
 
-Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
-                                      const RequestOptions& options) {
-  const uint64_t piece = std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
+Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset,
+                                      std::span<std::byte> out, const RequestOptions& options) {
+  const uint64_t piece =
+      std::max<uint64_t>(1, std::min(impl_->hello().max_attachment, protocol::kMaxAttachment));
   const uint64_t threshold = impl_->shm_threshold();
   uint64_t done = 0;
   while (done < out.size()) {
@@ -306,11 +324,13 @@ Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, st
       if (!memory) return fail(memory.error());
       auto reply = impl_->call_lent(MessageType::read_buffer, encode, options, *memory);
       if (!reply) return fail(reply.error());  // not reused: a late job may still write into it
-      protocol::Reader r(reply->payload, reply->attachment ? reply->attachment_bytes() : memory->bytes());
+      protocol::Reader r(reply->payload,
+                         reply->attachment ? reply->attachment_bytes() : memory->bytes());
       (void)protocol::decode_error(r);
       auto data = r.blob(n);
       if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
-      if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
+      if (data.size() != n)
+        return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
       parallel_memcpy(out.data() + done, data.data(), n);
       impl_->pool_.release(std::move(*memory));
     } else {
@@ -319,7 +339,8 @@ Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, st
       auto r = body_reader(*reply);
       auto data = r.blob(n);
       if (auto f = r.finish("read_buffer reply"); !f) return fail(f.error());
-      if (data.size() != n) return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
+      if (data.size() != n)
+        return fail(Errc::protocol_error, "read_buffer reply has the wrong size");
       std::memcpy(out.data() + done, data.data(), n);
     }
     done += n;
@@ -327,29 +348,34 @@ Result<void> Client::read_buffer_into(std::string_view name, uint64_t offset, st
   return {};
 }
 
-Result<void> Client::write_buffer(std::string_view name, uint64_t offset, const SharedBuffer& shared, uint64_t bytes,
+Result<void> Client::write_buffer(std::string_view name, uint64_t offset,
+                                  const SharedBuffer& shared, uint64_t bytes,
                                   const RequestOptions& options) {
   const uint64_t n = bytes ? bytes : shared.size();
-  if (n > shared.size()) return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
-  auto reply = impl_->call_lent(MessageType::write_buffer,
-                                [&](protocol::Writer& w) {
-                                  w.str(name);
-                                  w.u64(offset);
-                                  w.blob_ref(0, n);
-                                },
-                                options, shared.memory_->memory);
+  if (n > shared.size())
+    return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
+  auto reply = impl_->call_lent(
+      MessageType::write_buffer,
+      [&](protocol::Writer& w) {
+        w.str(name);
+        w.u64(offset);
+        w.blob_ref(0, n);
+      },
+      options, shared.memory_->memory);
   if (!reply) return fail(reply.error());
   return {};
 }
 
-Result<void> Client::read_buffer(std::string_view name, uint64_t offset, SharedBuffer& shared, uint64_t bytes,
-                                 const RequestOptions& options) {
+Result<void> Client::read_buffer(std::string_view name, uint64_t offset, SharedBuffer& shared,
+                                 uint64_t bytes, const RequestOptions& options) {
   const uint64_t n = bytes ? bytes : shared.size();
-  if (n > shared.size()) return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
+  if (n > shared.size())
+    return fail(Errc::invalid_argument, "more bytes than the SharedBuffer holds");
   if (n == 0) return {};
   protocol::ReadBufferRequest m{std::string(name), offset, n};
-  auto reply = impl_->call_lent(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); },
-                                options, shared.memory_->memory);
+  auto reply = impl_->call_lent(
+      MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options,
+      shared.memory_->memory);
   if (!reply) return fail(reply.error());
   if (reply->attachment) {
     // A daemon that did not use the lent memfd sent its own: copy from it.
@@ -363,31 +389,35 @@ Result<void> Client::read_buffer(std::string_view name, uint64_t offset, SharedB
   return {};
 }
 
-Result<std::vector<std::byte>> Client::read_buffer(std::string_view name, uint64_t offset, uint64_t bytes,
-                                                   const RequestOptions& options) {
+Result<std::vector<std::byte>> Client::read_buffer(std::string_view name, uint64_t offset,
+                                                   uint64_t bytes, const RequestOptions& options) {
   if (bytes != 0) {
     std::vector<std::byte> out(bytes);
     if (auto r = read_buffer_into(name, offset, out, options); !r) return fail(r.error());
     return out;
   }
   protocol::ReadBufferRequest m{std::string(name), offset, 0};
-  auto reply = impl_->call(MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  auto reply = impl_->call(
+      MessageType::read_buffer, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
   if (!reply) return fail(reply.error());
   auto r = body_reader(*reply);
   auto data = r.blob(protocol::kMaxAttachment);
   return finish(r, "read_buffer reply", std::vector<std::byte>(data.begin(), data.end()));
 }
 
-Result<std::vector<BufferListEntry>> Client::list_buffers(bool all_users, const RequestOptions& options) {
+Result<std::vector<BufferListEntry>> Client::list_buffers(bool all_users,
+                                                          const RequestOptions& options) {
   protocol::ListBuffersRequest m{all_users};
-  auto reply = impl_->call(MessageType::list_buffers, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
+  auto reply = impl_->call(
+      MessageType::list_buffers, [&](protocol::Writer& w) { protocol::encode(w, m); }, options);
   if (!reply) return fail(reply.error());
   auto r = body_reader(*reply);
   return protocol::decode_buffer_list(r);
 }
 
 Result<ProgramResult> Client::exec(const Program& program, const RequestOptions& options) {
-  auto reply = impl_->call(MessageType::exec, [&](protocol::Writer& w) { protocol::encode(w, program); }, options);
+  auto reply = impl_->call(
+      MessageType::exec, [&](protocol::Writer& w) { protocol::encode(w, program); }, options);
   if (!reply) return fail(reply.error());
   auto r = body_reader(*reply);
   return protocol::decode_program_result(r);

@@ -44,7 +44,8 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
   ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
   // A fresh socket takes a small hello at once.
   if (auto r = protocol::send_frame(fd->get(), *frame); !r) {
-    return fail(Errc::node_dead, "the daemon closed the connection during hello", r.error().message);
+    return fail(Errc::node_dead, "the daemon closed the connection during hello",
+                r.error().message);
   }
   auto reply = protocol::recv_frame(fd->get(), protocol::kMaxAttachment, timeout);
   if (!reply) {
@@ -54,17 +55,20 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
     }
     return fail(reply.error());
   }
-  if (!reply->header.is_reply() || reply->header.type != MessageType::hello || reply->header.request_id != 1) {
+  if (!reply->header.is_reply() || reply->header.type != MessageType::hello ||
+      reply->header.request_id != 1) {
     return fail(Errc::protocol_error, "the daemon did not answer hello");
   }
   protocol::Reader r(reply->payload, reply->attachment_bytes());
   if (auto e = protocol::decode_error(r); !e) return fail(e.error());
   auto hello = protocol::decode_hello_reply(r);
   if (!hello) return fail(hello.error());
-  return std::unique_ptr<ClientConnection>(new ClientConnection(std::move(*fd), std::move(*hello), spin));
+  return std::unique_ptr<ClientConnection>(
+      new ClientConnection(std::move(*fd), std::move(*hello), spin));
 }
 
-ClientConnection::ClientConnection(protocol::UniqueFd fd, DaemonHello hello, std::chrono::microseconds spin)
+ClientConnection::ClientConnection(protocol::UniqueFd fd, DaemonHello hello,
+                                   std::chrono::microseconds spin)
     : fd_(std::move(fd)), hello_(std::move(hello)), spin_(spin) {
   reader_ = std::thread([this] { reader_main(); });
 }
@@ -103,8 +107,9 @@ void ClientConnection::reader_main() {
     auto frame = protocol::recv_frame(fd_.get(), hello_.max_attachment);
     if (!frame) {
       const Error& e = frame.error();
-      mark_dead(e.code == Errc::node_dead ? e : Error::make(Errc::node_dead, "connection to the daemon lost",
-                                                            e.to_string()));
+      mark_dead(e.code == Errc::node_dead
+                    ? e
+                    : Error::make(Errc::node_dead, "connection to the daemon lost", e.to_string()));
       return;
     }
     if (!frame->header.is_reply()) {
@@ -149,7 +154,8 @@ Result<void> ClientConnection::send_with_deadline(const protocol::OutgoingFrame&
   return {};
 }
 
-Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::vector<std::byte> payload,
+Result<protocol::IncomingFrame> ClientConnection::call(MessageType type,
+                                                       std::vector<std::byte> payload,
                                                        const protocol::AttachmentPlan* plan,
                                                        std::optional<Clock::time_point> deadline,
                                                        const protocol::SharedMemory* lent) {
@@ -185,7 +191,8 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::ve
   }
   if (spin_.count() > 0) {
     const auto until = std::min(Clock::now() + spin_, deadline.value_or(Clock::time_point::max()));
-    while (reply.wait_for(std::chrono::seconds(0)) != std::future_status::ready && Clock::now() < until) {
+    while (reply.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+           Clock::now() < until) {
     }
   }
   if (deadline && reply.wait_until(*deadline) != std::future_status::ready) {
@@ -200,15 +207,17 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type, std::ve
       }
     }
     if (withdrawn) {
-      withdrawn->set_value(fail(Errc::node_timeout, vkn::format("no answer from the daemon before the deadline ({})",
-                                                                 protocol::to_string(type))));
+      withdrawn->set_value(
+          fail(Errc::node_timeout, vkn::format("no answer from the daemon before the deadline ({})",
+                                               protocol::to_string(type))));
     }
   }
   auto result = reply.get();
   if (!result) return fail(result.error());
   if (result->header.type != type) {
     return fail(Errc::protocol_error, "reply type does not match the request",
-                vkn::format("{} for {}", protocol::to_string(result->header.type), protocol::to_string(type)));
+                vkn::format("{} for {}", protocol::to_string(result->header.type),
+                            protocol::to_string(type)));
   }
   return result;
 }

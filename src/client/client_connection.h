@@ -25,10 +25,9 @@ using Clock = std::chrono::steady_clock;
 class ClientConnection {
  public:
   // Connects to `path` and says hello. Errors: see Client::connect.
-  [[nodiscard]] static Result<std::unique_ptr<ClientConnection>> open(const std::filesystem::path& path,
-                                                                       const std::string& name,
-                                                                       std::chrono::milliseconds timeout,
-                                                                       std::chrono::microseconds spin = {});
+  [[nodiscard]] static Result<std::unique_ptr<ClientConnection>> open(
+      const std::filesystem::path& path, const std::string& name, std::chrono::milliseconds timeout,
+      std::chrono::microseconds spin = {});
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
@@ -41,7 +40,8 @@ class ClientConnection {
   // memfd the caller filled, or lends for the reply to be written into). Returns
   // the reply frame; the caller decodes the envelope.
   // Errors: node_dead, node_timeout, invalid_argument (too large).
-  [[nodiscard]] Result<protocol::IncomingFrame> call(protocol::MessageType type, std::vector<std::byte> payload,
+  [[nodiscard]] Result<protocol::IncomingFrame> call(protocol::MessageType type,
+                                                     std::vector<std::byte> payload,
                                                      const protocol::AttachmentPlan* plan,
                                                      std::optional<Clock::time_point> deadline,
                                                      const protocol::SharedMemory* lent = nullptr);
@@ -50,7 +50,8 @@ class ClientConnection {
   ClientConnection(protocol::UniqueFd fd, DaemonHello hello, std::chrono::microseconds spin);
   void reader_main();
   void mark_dead(const Error& why);
-  Result<void> send_with_deadline(const protocol::OutgoingFrame& frame, std::optional<Clock::time_point> deadline);
+  Result<void> send_with_deadline(const protocol::OutgoingFrame& frame,
+                                  std::optional<Clock::time_point> deadline);
 
   protocol::UniqueFd fd_;
   const DaemonHello hello_;

@@ -10,7 +10,8 @@ namespace {
 
 template <typename T>
 void put_le(std::vector<std::byte>& out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
 }
 
 template <typename T>
@@ -61,7 +62,8 @@ void Writer::blob_ref(uint64_t offset, uint64_t size) {
 bool Reader::need(size_t n) {
   if (!ok()) return false;
   if (remaining() < n) {
-    fail(vkn::format("truncated: needed {} more bytes at offset {}, {} left", n, pos_, remaining()));
+    fail(
+        vkn::format("truncated: needed {} more bytes at offset {}, {} left", n, pos_, remaining()));
     return false;
   }
   return true;
@@ -158,7 +160,8 @@ std::span<const std::byte> Reader::blob(uint64_t max) {
     return {};
   }
   if (offset > attachment_.size() || n > attachment_.size() - offset) {
-    fail(vkn::format("blob [{}, +{}) lies outside the {}-byte attachment", offset, n, attachment_.size()));
+    fail(vkn::format("blob [{}, +{}) lies outside the {}-byte attachment", offset, n,
+                     attachment_.size()));
     return {};
   }
   return attachment_.subspan(offset, n);

@@ -20,7 +20,8 @@ Error socket_error(std::string_view what, int err) {
 
 }  // namespace
 
-Result<OutgoingFrame> make_frame(FrameHeader header, std::vector<std::byte> payload, const AttachmentPlan* plan) {
+Result<OutgoingFrame> make_frame(FrameHeader header, std::vector<std::byte> payload,
+                                 const AttachmentPlan* plan) {
   if (plan == nullptr || plan->pieces.empty()) {
     if (payload.size() > kMaxPayload) {
       return fail(Errc::invalid_argument, "message too large for one frame",
@@ -46,7 +47,7 @@ Result<OutgoingFrame> make_frame(FrameHeader header, std::vector<std::byte> payl
 }
 
 Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte> payload,
-                                     const SharedMemory& attachment) {
+                                      const SharedMemory& attachment) {
   if (payload.size() > kMaxPayload) {
     return fail(Errc::invalid_argument, "message too large for one frame",
                 vkn::format("{} bytes (limit {})", payload.size(), kMaxPayload));
@@ -59,7 +60,8 @@ Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte>
   frame.payload = std::move(payload);
   // Only the descriptor travels; this side's mapping goes now.
   frame.attachment = UniqueFd(::dup(attachment.fd()));
-  if (!frame.attachment.is_open()) return fail(Errc::io_error, "dup of a memfd", std::strerror(errno));
+  if (!frame.attachment.is_open())
+    return fail(Errc::io_error, "dup of a memfd", std::strerror(errno));
   return frame;
 }
 
@@ -68,11 +70,13 @@ Result<size_t> send_some(int sock, const OutgoingFrame& frame, size_t offset) {
   int n = 0;
   if (offset < kHeaderSize) {
     iov[n++] = {const_cast<std::byte*>(frame.header.data()) + offset, kHeaderSize - offset};
-    if (!frame.payload.empty()) iov[n++] = {const_cast<std::byte*>(frame.payload.data()), frame.payload.size()};
+    if (!frame.payload.empty())
+      iov[n++] = {const_cast<std::byte*>(frame.payload.data()), frame.payload.size()};
   } else {
     const size_t in_payload = offset - kHeaderSize;
     if (in_payload >= frame.payload.size()) return size_t{0};
-    iov[n++] = {const_cast<std::byte*>(frame.payload.data()) + in_payload, frame.payload.size() - in_payload};
+    iov[n++] = {const_cast<std::byte*>(frame.payload.data()) + in_payload,
+                frame.payload.size() - in_payload};
   }
   msghdr msg{};
   msg.msg_iov = iov;
@@ -137,13 +141,15 @@ Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into, std::vector<U
       fds.emplace_back(fd);
     }
   }
-  if (msg.msg_flags & MSG_CTRUNC) return fail(Errc::protocol_error, "too many descriptors in one message");
+  if (msg.msg_flags & MSG_CTRUNC)
+    return fail(Errc::protocol_error, "too many descriptors in one message");
   return RecvOutcome{static_cast<size_t>(got), got == 0 && !into.empty(), false};
 }
 
 namespace {
 
-Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds, int timeout_ms) {
+Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds,
+                        int timeout_ms) {
   size_t done = 0;
   while (done < into.size()) {
     auto got = recv_some(sock, into.subspan(done), fds);
@@ -163,7 +169,8 @@ Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueF
 
 }  // namespace
 
-Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment, std::optional<std::chrono::milliseconds> timeout) {
+Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment,
+                                 std::optional<std::chrono::milliseconds> timeout) {
   const int timeout_ms = timeout ? static_cast<int>(timeout->count()) : -1;
   std::vector<UniqueFd> fds;
   HeaderBytes header_bytes;

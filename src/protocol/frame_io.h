@@ -46,7 +46,8 @@ struct IncomingFrame {
                                                const AttachmentPlan* plan = nullptr);
 // As make_frame, with an already filled memfd (sealed here if it is not yet); the
 // frame carries a duplicate of its descriptor, so `attachment` may be reused later.
-[[nodiscard]] Result<OutgoingFrame> make_frame_with(FrameHeader header, std::vector<std::byte> payload,
+[[nodiscard]] Result<OutgoingFrame> make_frame_with(FrameHeader header,
+                                                    std::vector<std::byte> payload,
                                                     const SharedMemory& attachment);
 
 // Sends bytes of `frame` from `offset` on; returns how many went out (0 when a
@@ -65,15 +66,17 @@ struct RecvOutcome {
 // `fds` (at most kMaxFdsPerRecv). Errors: protocol_error when descriptors were
 // truncated, node_dead on ECONNRESET, io_error otherwise.
 inline constexpr int kMaxFdsPerRecv = 4;
-[[nodiscard]] Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into, std::vector<UniqueFd>& fds);
+[[nodiscard]] Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into,
+                                            std::vector<UniqueFd>& fds);
 
 // Reads one whole frame and maps its attachment; on a non-blocking socket it polls,
 // waiting at most `timeout` for each piece (none: forever).
 // Errors: node_dead on EOF or reset, node_timeout when nothing came in time,
 // protocol_error for a bad header, stray or missing descriptors, or an attachment
 // above `max_attachment`.
-[[nodiscard]] Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment,
-                                               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+[[nodiscard]] Result<IncomingFrame> recv_frame(
+    int sock, uint64_t max_attachment,
+    std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
 // The error of a reply: decodes the envelope at the start of `frame`'s payload and
 // leaves `r` after it.

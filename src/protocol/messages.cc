@@ -41,14 +41,15 @@ void encode_node_status(Writer& w, const NodeStatus& s) {
   w.str(s.name);
   w.u8(static_cast<uint8_t>(s.health));
   w.u64(static_cast<uint64_t>(s.uptime.count()));
-  for (uint64_t v : {s.exec_count, s.job_count, s.queue_depth, static_cast<uint64_t>(s.inflight_age.count()),
-                     s.timeouts, s.withdrawn, s.errors, s.restarts, s.device_resets}) {
+  for (uint64_t v :
+       {s.exec_count, s.job_count, s.queue_depth, static_cast<uint64_t>(s.inflight_age.count()),
+        s.timeouts, s.withdrawn, s.errors, s.restarts, s.device_resets}) {
     w.u64(v);
   }
   w.str(s.device_name);
   w.str(s.device_uuid);
-  for (uint64_t v : {s.registry_bytes, s.registry_budget, s.buffer_count, s.kernel_count, s.quarantined_kernels,
-                     s.cache_hits, s.cache_misses, s.cache_bytes}) {
+  for (uint64_t v : {s.registry_bytes, s.registry_budget, s.buffer_count, s.kernel_count,
+                     s.quarantined_kernels, s.cache_hits, s.cache_misses, s.cache_bytes}) {
     w.u64(v);
   }
   w.str(s.cache_path);
@@ -92,22 +93,32 @@ NodeStatus decode_node_status(Reader& r) {
 
 const char* element_type_name(ElementType type) {
   switch (type) {
-    case ElementType::bytes: return "bytes";
-    case ElementType::u32: return "u32";
-    case ElementType::i32: return "i32";
-    case ElementType::f32: return "f32";
-    case ElementType::f64: return "f64";
+    case ElementType::bytes:
+      return "bytes";
+    case ElementType::u32:
+      return "u32";
+    case ElementType::i32:
+      return "i32";
+    case ElementType::f32:
+      return "f32";
+    case ElementType::f64:
+      return "f64";
   }
   return "unknown";
 }
 
 const char* health_name(NodeHealth health) {
   switch (health) {
-    case NodeHealth::starting: return "starting";
-    case NodeHealth::ready: return "ready";
-    case NodeHealth::recovering: return "recovering";
-    case NodeHealth::down: return "down";
-    case NodeHealth::stopped: return "stopped";
+    case NodeHealth::starting:
+      return "starting";
+    case NodeHealth::ready:
+      return "ready";
+    case NodeHealth::recovering:
+      return "recovering";
+    case NodeHealth::down:
+      return "down";
+    case NodeHealth::stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -115,7 +126,8 @@ const char* health_name(NodeHealth health) {
 void encode_error(Writer& w, const Error& error) {
   w.u32(static_cast<uint32_t>(error.code));
   w.u32(static_cast<uint32_t>(error.vk_result));
-  w.str(error.code == Errc::ok ? std::string_view() : std::string_view(error.message).substr(0, kMaxTextBytes));
+  w.str(error.code == Errc::ok ? std::string_view()
+                               : std::string_view(error.message).substr(0, kMaxTextBytes));
 }
 
 Result<void> decode_error(Reader& r) {
@@ -123,7 +135,9 @@ Result<void> decode_error(Reader& r) {
   const int32_t vk_result = static_cast<int32_t>(r.u32());
   std::string message = r.str(kMaxTextBytes);
   if (!r.ok()) return r.finish("reply envelope");
-  if (code > kLastErrc) return fail(Errc::protocol_error, "reply carries an unknown error code", vkn::format("{}", code));
+  if (code > kLastErrc)
+    return fail(Errc::protocol_error, "reply carries an unknown error code",
+                vkn::format("{}", code));
   if (code == 0) return {};
   Error e;
   e.code = static_cast<Errc>(code);
@@ -183,8 +197,8 @@ void encode(Writer& w, const DaemonStatus& m) {
   w.str(m.socket_path);
   w.str(m.state_dir);
   w.u64(static_cast<uint64_t>(m.uptime.count()));
-  for (uint64_t v : {m.connections, m.queued_requests, m.running_requests, m.requests, m.request_errors,
-                     m.rejected_quota, m.snapshots}) {
+  for (uint64_t v : {m.connections, m.queued_requests, m.running_requests, m.requests,
+                     m.request_errors, m.rejected_quota, m.snapshots}) {
     w.u64(v);
   }
   w.str(m.last_snapshot_error);
@@ -192,7 +206,8 @@ void encode(Writer& w, const DaemonStatus& m) {
   for (const auto& d : m.devices) encode_node_status(w, d);
   const UserUsage& u = m.usage;
   w.u32(u.uid);
-  for (uint64_t v : {u.bytes, u.buffers, u.queued, u.kernels, u.quota_bytes, u.quota_buffers, u.quota_queued}) {
+  for (uint64_t v :
+       {u.bytes, u.buffers, u.queued, u.kernels, u.quota_bytes, u.quota_buffers, u.quota_queued}) {
     w.u64(v);
   }
 }

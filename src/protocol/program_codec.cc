@@ -7,7 +7,14 @@
 namespace vkn::protocol {
 namespace {
 
-enum class StepTag : uint8_t { upload = 1, dispatch = 2, copy = 3, fill = 4, barrier = 5, download = 6 };
+enum class StepTag : uint8_t {
+  upload = 1,
+  dispatch = 2,
+  copy = 3,
+  fill = 4,
+  barrier = 5,
+  download = 6
+};
 
 // The least bytes any step takes on the wire (a barrier's tag).
 constexpr size_t kMinStepBytes = 1;
@@ -110,7 +117,8 @@ ProgramStep decode_step(Reader& r, uint64_t& transfer_left) {
       s.offset = r.u64();
       s.bytes = r.u64();
       if (r.ok() && s.bytes > transfer_left) {
-        r.fail(vkn::format("downloads exceed the {}-byte transfer limit of a Program", kMaxProgramTransferBytes));
+        r.fail(vkn::format("downloads exceed the {}-byte transfer limit of a Program",
+                           kMaxProgramTransferBytes));
       }
       transfer_left -= std::min(transfer_left, s.bytes);
       return s;

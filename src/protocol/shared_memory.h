@@ -19,7 +19,8 @@ namespace vkn::protocol {
 class SharedMemory {
  public:
   // A new read-write memfd of `bytes` (may be 0). Errors: out_of_host_memory, io_error.
-  [[nodiscard]] static Result<SharedMemory> create(uint64_t bytes, std::string_view name = "vknode");
+  [[nodiscard]] static Result<SharedMemory> create(uint64_t bytes,
+                                                   std::string_view name = "vknode");
   // Maps a memfd received from a peer. Errors: protocol_error when `fd` is not a
   // memfd sealed against shrinking and growing, or is larger than `max_bytes`;
   // io_error when it cannot be mapped.
@@ -46,7 +47,8 @@ class SharedMemory {
   int fd() const { return fd_.get(); }
 
  private:
-  SharedMemory(UniqueFd fd, std::byte* data, uint64_t size) : fd_(std::move(fd)), data_(data), size_(size) {}
+  SharedMemory(UniqueFd fd, std::byte* data, uint64_t size)
+      : fd_(std::move(fd)), data_(data), size_(size) {}
   void unmap();
 
   UniqueFd fd_;

@@ -54,7 +54,8 @@ Result<std::filesystem::path> client_socket_path(std::string_view explicit_path)
   return runtime_dir_path();
 }
 
-Result<UniqueFd> connect_unix(const std::filesystem::path& path, std::chrono::milliseconds timeout) {
+Result<UniqueFd> connect_unix(const std::filesystem::path& path,
+                              std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.native().size() >= sizeof(addr.sun_path)) {
@@ -78,9 +79,11 @@ Result<UniqueFd> connect_unix(const std::filesystem::path& path, std::chrono::mi
   if (rc != 0) {
     const int err = errno;
     if (err == EACCES || err == EPERM) {
-      return fail(Errc::permission_denied, vkn::format("cannot connect to {}", path.native()), std::strerror(err));
+      return fail(Errc::permission_denied, vkn::format("cannot connect to {}", path.native()),
+                  std::strerror(err));
     }
-    return fail(Errc::node_dead, vkn::format("no daemon answers at {}", path.native()), std::strerror(err));
+    return fail(Errc::node_dead, vkn::format("no daemon answers at {}", path.native()),
+                std::strerror(err));
   }
   const int flags = ::fcntl(fd.get(), F_GETFL);
   ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);

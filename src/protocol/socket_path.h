@@ -23,6 +23,7 @@ inline constexpr std::string_view kSystemSocketPath = "/run/vknode/vknode.sock";
 // A blocking, close-on-exec connection to the socket at `path`.
 // Errors: node_dead when nothing listens there (absent, refused, or no answer
 // within `timeout`); permission_denied; invalid_argument for a too-long path.
-[[nodiscard]] Result<UniqueFd> connect_unix(const std::filesystem::path& path, std::chrono::milliseconds timeout);
+[[nodiscard]] Result<UniqueFd> connect_unix(const std::filesystem::path& path,
+                                            std::chrono::milliseconds timeout);
 
 }  // namespace vkn::protocol

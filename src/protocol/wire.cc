@@ -7,19 +7,32 @@ namespace vkn::protocol {
 
 const char* to_string(MessageType type) {
   switch (type) {
-    case MessageType::hello: return "hello";
-    case MessageType::ping: return "ping";
-    case MessageType::status: return "status";
-    case MessageType::register_kernel: return "register_kernel";
-    case MessageType::list_kernels: return "list_kernels";
-    case MessageType::create_buffer: return "create_buffer";
-    case MessageType::write_buffer: return "write_buffer";
-    case MessageType::read_buffer: return "read_buffer";
-    case MessageType::delete_buffer: return "delete_buffer";
-    case MessageType::list_buffers: return "list_buffers";
-    case MessageType::exec: return "exec";
-    case MessageType::persist_cache: return "persist_cache";
-    case MessageType::shutdown: return "shutdown";
+    case MessageType::hello:
+      return "hello";
+    case MessageType::ping:
+      return "ping";
+    case MessageType::status:
+      return "status";
+    case MessageType::register_kernel:
+      return "register_kernel";
+    case MessageType::list_kernels:
+      return "list_kernels";
+    case MessageType::create_buffer:
+      return "create_buffer";
+    case MessageType::write_buffer:
+      return "write_buffer";
+    case MessageType::read_buffer:
+      return "read_buffer";
+    case MessageType::delete_buffer:
+      return "delete_buffer";
+    case MessageType::list_buffers:
+      return "list_buffers";
+    case MessageType::exec:
+      return "exec";
+    case MessageType::persist_cache:
+      return "persist_cache";
+    case MessageType::shutdown:
+      return "shutdown";
   }
   return "unknown";
 }
@@ -45,7 +58,8 @@ HeaderBytes encode_header(const FrameHeader& header) {
 
 Result<FrameHeader> decode_header(std::span<const std::byte> bytes) {
   if (bytes.size() < kHeaderSize) {
-    return fail(Errc::protocol_error, "truncated frame header", vkn::format("{} bytes", bytes.size()));
+    return fail(Errc::protocol_error, "truncated frame header",
+                vkn::format("{} bytes", bytes.size()));
   }
   Reader r(bytes.first(kHeaderSize));
   const uint32_t magic = r.u32();
@@ -57,14 +71,17 @@ Result<FrameHeader> decode_header(std::span<const std::byte> bytes) {
   h.request_id = r.u64();
   h.timeout_ms = r.u32();
   const uint32_t reserved = r.u32();
-  if (magic != kMagic) return fail(Errc::protocol_error, "bad frame magic", vkn::format("{:08x}", magic));
+  if (magic != kMagic)
+    return fail(Errc::protocol_error, "bad frame magic", vkn::format("{:08x}", magic));
   if (h.version < kMinVersion || h.version > kMaxVersion) {
     return fail(Errc::protocol_error, "unsupported protocol version",
                 vkn::format("{} (this side speaks {}..{})", h.version, kMinVersion, kMaxVersion));
   }
-  if (!is_known_type(type)) return fail(Errc::protocol_error, "unknown message type", vkn::format("{}", type));
+  if (!is_known_type(type))
+    return fail(Errc::protocol_error, "unknown message type", vkn::format("{}", type));
   h.type = static_cast<MessageType>(type);
-  if (h.flags & ~kKnownFlags) return fail(Errc::protocol_error, "unknown frame flags", vkn::format("{:x}", h.flags));
+  if (h.flags & ~kKnownFlags)
+    return fail(Errc::protocol_error, "unknown frame flags", vkn::format("{:x}", h.flags));
   if (h.payload_size > kMaxPayload) {
     return fail(Errc::protocol_error, "frame too large",
                 vkn::format("{} bytes (limit {})", h.payload_size, kMaxPayload));

@@ -43,8 +43,9 @@ const char* to_string(MessageType type);
 bool is_known_type(uint16_t type);
 
 // Frame flags.
-inline constexpr uint32_t kFlagReply = 1u << 0;       // a reply (else a request)
-inline constexpr uint32_t kFlagAttachment = 1u << 1;  // one memfd travels with the frame (SCM_RIGHTS)
+inline constexpr uint32_t kFlagReply = 1u << 0;  // a reply (else a request)
+inline constexpr uint32_t kFlagAttachment = 1u
+                                            << 1;  // one memfd travels with the frame (SCM_RIGHTS)
 inline constexpr uint32_t kKnownFlags = kFlagReply | kFlagAttachment;
 
 struct FrameHeader {

@@ -45,16 +45,21 @@ class Backend {
 
   // As vkn::register_kernel, create_buffer, ... (node.h), with registry names.
   [[nodiscard]] virtual Result<KernelId> register_kernel(std::span<const uint32_t> spirv,
-                                                         std::span<const SpecConstant> spec, std::string_view name,
+                                                         std::span<const SpecConstant> spec,
+                                                         std::string_view name,
                                                          Timeout timeout) = 0;
-  [[nodiscard]] virtual Result<void> create_buffer(std::string_view name, const BufferSpec& spec, Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<void> create_buffer(std::string_view name, const BufferSpec& spec,
+                                                   Timeout timeout) = 0;
   [[nodiscard]] virtual Result<void> delete_buffer(std::string_view name, Timeout timeout) = 0;
   [[nodiscard]] virtual Result<void> write_buffer(std::string_view name, uint64_t offset,
                                                   std::span<const std::byte> data,
-                                                  std::shared_ptr<const void> keepalive, Timeout timeout) = 0;
+                                                  std::shared_ptr<const void> keepalive,
+                                                  Timeout timeout) = 0;
   // Reads out.size() bytes from `offset` into `out`.
-  [[nodiscard]] virtual Result<void> read_buffer(std::string_view name, uint64_t offset, std::span<std::byte> out,
-                                                 std::shared_ptr<const void> keepalive, Timeout timeout) = 0;
+  [[nodiscard]] virtual Result<void> read_buffer(std::string_view name, uint64_t offset,
+                                                 std::span<std::byte> out,
+                                                 std::shared_ptr<const void> keepalive,
+                                                 Timeout timeout) = 0;
   [[nodiscard]] virtual Result<std::vector<BufferEntryInfo>> list_buffers(Timeout timeout) = 0;
   [[nodiscard]] virtual Result<ProgramResult> exec(const Program& program, Timeout timeout) = 0;
   // Returns the cache file's path.

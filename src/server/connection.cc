@@ -24,7 +24,8 @@ uint64_t raw_request_id(const protocol::HeaderBytes& h) {
 protocol::MessageType raw_type(const protocol::HeaderBytes& h) {
   protocol::Reader r(std::span<const std::byte>(h).subspan(6, 2));
   const uint16_t t = r.u16();
-  return protocol::is_known_type(t) ? static_cast<protocol::MessageType>(t) : protocol::MessageType::ping;
+  return protocol::is_known_type(t) ? static_cast<protocol::MessageType>(t)
+                                    : protocol::MessageType::ping;
 }
 
 }  // namespace
@@ -38,18 +39,21 @@ std::expected<Connection::ReadState, FrameError> Connection::read(ServerFrame* o
       // Grow the payload buffer as bytes arrive, so a header that announces 64 MiB
       // commits no memory until the client actually sends it.
       if (payload_got_ == payload_.size() && payload_.size() < header_->payload_size) {
-        payload_.resize(std::min<size_t>(header_->payload_size, std::max<size_t>(64 * 1024, 2 * payload_.size())));
+        payload_.resize(std::min<size_t>(header_->payload_size,
+                                         std::max<size_t>(64 * 1024, 2 * payload_.size())));
       }
       into = std::span(payload_).subspan(payload_got_);
     }
     if (!into.empty()) {
       auto got = protocol::recv_some(fd_.get(), into, fds_);
-      if (!got) return std::unexpected(FrameError{got.error(), 0, protocol::MessageType::ping, true});
+      if (!got)
+        return std::unexpected(FrameError{got.error(), 0, protocol::MessageType::ping, true});
       if (got->would_block) return ReadState::need_more;
       if (got->eof) return ReadState::eof;
       if (fds_.size() > 1) {
         return std::unexpected(
-            FrameError{Error::make(Errc::protocol_error, "more than one descriptor with a frame"), 0, protocol::MessageType::ping, true});
+            FrameError{Error::make(Errc::protocol_error, "more than one descriptor with a frame"),
+                       0, protocol::MessageType::ping, true});
       }
       if (!header_) {
         header_got_ += got->bytes;
@@ -60,10 +64,13 @@ std::expected<Connection::ReadState, FrameError> Connection::read(ServerFrame* o
     if (!header_) {
       if (header_got_ < kHeaderSize) continue;
       auto h = protocol::decode_header(header_bytes_);
-      if (!h) return std::unexpected(FrameError{h.error(), raw_request_id(header_bytes_), raw_type(header_bytes_), true});
+      if (!h)
+        return std::unexpected(
+            FrameError{h.error(), raw_request_id(header_bytes_), raw_type(header_bytes_), true});
       if (h->is_reply()) {
-        return std::unexpected(FrameError{Error::make(Errc::protocol_error, "a client sent a reply frame"),
-                                          h->request_id, h->type, true});
+        return std::unexpected(
+            FrameError{Error::make(Errc::protocol_error, "a client sent a reply frame"),
+                       h->request_id, h->type, true});
       }
       header_ = *h;
       payload_.clear();
@@ -84,15 +91,16 @@ std::expected<Connection::ReadState, FrameError> Connection::read(ServerFrame* o
     const size_t expected = frame.header.has_attachment() ? 1 : 0;
     if (fds.size() != expected) {
       // The frame itself was read whole, so framing is intact: answer and go on.
-      return std::unexpected(FrameError{
-          Error::make(Errc::protocol_error, "frame descriptors do not match its flags",
-                      vkn::format("{} received, {} expected", fds.size(), expected)),
-          frame.header.request_id, frame.header.type, false});
+      return std::unexpected(
+          FrameError{Error::make(Errc::protocol_error, "frame descriptors do not match its flags",
+                                 vkn::format("{} received, {} expected", fds.size(), expected)),
+                     frame.header.request_id, frame.header.type, false});
     }
     if (expected == 1) {
       auto memory = mappings_.adopt(std::move(fds[0]), protocol::kMaxAttachment);
       if (!memory) {
-        return std::unexpected(FrameError{memory.error(), frame.header.request_id, frame.header.type, false});
+        return std::unexpected(
+            FrameError{memory.error(), frame.header.request_id, frame.header.type, false});
       }
       frame.attachment = std::move(*memory);
     }

@@ -52,7 +52,8 @@ struct FrameError {
 
 class Connection {
  public:
-  Connection(uint64_t id, protocol::UniqueFd fd, Peer peer) : id_(id), fd_(std::move(fd)), peer_(peer) {}
+  Connection(uint64_t id, protocol::UniqueFd fd, Peer peer)
+      : id_(id), fd_(std::move(fd)), peer_(peer) {}
 
   uint64_t id() const { return id_; }
   int fd() const { return fd_.get(); }

@@ -72,8 +72,9 @@ std::vector<std::byte> push_of(const FillPush& p) {
 struct Report {
   std::vector<std::pair<std::string, std::string>> rows;  // label, value
   std::string json = "{";
-  void add(const std::string& key, const std::string& label, double value, const char* unit, int precision = 1) {
-    const std::string v = precision == 0 ? vkn::format("{:.0f}", value)
+  void add(const std::string& key, const std::string& label, double value, const char* unit,
+           int precision = 1) {
+    const std::string v = precision == 0   ? vkn::format("{:.0f}", value)
                           : precision == 2 ? vkn::format("{:.2f}", value)
                                            : vkn::format("{:.1f}", value);
     rows.emplace_back(label, v + " " + unit);
@@ -122,7 +123,8 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
     CallOptions local;
     local.node = (*server)->node_name();
     auto status = client.status();
-    const std::string device = status && !status->devices.empty() ? status->devices[0].device_name : "?";
+    const std::string device =
+        status && !status->devices.empty() ? status->devices[0].device_name : "?";
     const int n = options.quick ? 300 : 3000;
 
     // 1. Ping.
@@ -142,21 +144,23 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
     }
     auto tiny = [&](const std::string& name) {
       Program p;
-      p.steps.push_back(DispatchStep{*fill, {NamedBinding{0, name, 0, 0}}, push_of(FillPush{256, 1}), {1, 1, 1}});
+      p.steps.push_back(
+          DispatchStep{*fill, {NamedBinding{0, name, 0, 0}}, push_of(FillPush{256, 1}), {1, 1, 1}});
       return p;
     };
     const Program via_daemon = tiny("tiny");
     const Program in_process = tiny(vkn::format("u{}/tiny", ::getuid()));  // the same buffer
     const int dn = options.quick ? 200 : 2000;
     (void)time_calls(20, [&] { return client.exec(via_daemon).has_value(); });  // warm up
-    const Stats local_exec = time_calls(dn, [&] { return vkn::exec(in_process, local).has_value(); });
+    const Stats local_exec =
+        time_calls(dn, [&] { return vkn::exec(in_process, local).has_value(); });
     const Stats daemon_exec = time_calls(dn, [&] { return client.exec(via_daemon).has_value(); });
     report.add("exec_inproc_p50_us", "tiny dispatch in-process p50", local_exec.p50_us, "us");
     report.add("exec_inproc_p99_us", "tiny dispatch in-process p99", local_exec.p99_us, "us");
     report.add("exec_daemon_p50_us", "tiny dispatch via daemon p50", daemon_exec.p50_us, "us");
     report.add("exec_daemon_p99_us", "tiny dispatch via daemon p99", daemon_exec.p99_us, "us");
-    report.add("exec_overhead_p50_us", "daemon overhead p50 (target <= 15)", daemon_exec.p50_us - local_exec.p50_us,
-               "us");
+    report.add("exec_overhead_p50_us", "daemon overhead p50 (target <= 15)",
+               daemon_exec.p50_us - local_exec.p50_us, "us");
 
     // 3. Large transfers through shared memory beside in-process.
     const uint64_t big = options.quick ? (32ull << 20) : (256ull << 20);
@@ -174,24 +178,34 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
       break;
     }
     std::memset(shared->bytes().data(), 0x3c, big);
-    const double w_local = best_gbps(reps, big, [&] { return vkn::write_buffer(big_local, 0, data, local).has_value(); });
-    const double w_shared = best_gbps(reps, big, [&] { return client.write_buffer("big", 0, *shared).has_value(); });
-    const double w_copy = best_gbps(reps, big, [&] { return client.write_buffer("big", 0, data).has_value(); });
-    const double r_local =
-        best_gbps(reps, big, [&] { return vkn::read_buffer_into(big_local, 0, out, nullptr, local).has_value(); });
-    const double r_shared = best_gbps(reps, big, [&] { return client.read_buffer("big", 0, *shared).has_value(); });
-    const double r_copy = best_gbps(reps, big, [&] { return client.read_buffer_into("big", 0, out).has_value(); });
+    const double w_local = best_gbps(
+        reps, big, [&] { return vkn::write_buffer(big_local, 0, data, local).has_value(); });
+    const double w_shared =
+        best_gbps(reps, big, [&] { return client.write_buffer("big", 0, *shared).has_value(); });
+    const double w_copy =
+        best_gbps(reps, big, [&] { return client.write_buffer("big", 0, data).has_value(); });
+    const double r_local = best_gbps(reps, big, [&] {
+      return vkn::read_buffer_into(big_local, 0, out, nullptr, local).has_value();
+    });
+    const double r_shared =
+        best_gbps(reps, big, [&] { return client.read_buffer("big", 0, *shared).has_value(); });
+    const double r_copy =
+        best_gbps(reps, big, [&] { return client.read_buffer_into("big", 0, out).has_value(); });
     const std::string mib = vkn::format("{} MiB", big >> 20);
     report.add("write_inproc_gbps", "write " + mib + " in-process", w_local, "GB/s", 2);
-    report.add("write_daemon_gbps", "write " + mib + " via daemon, SharedBuffer", w_shared, "GB/s", 2);
-    report.add("write_ratio_pct", "  daemon/in-process (target >= 80)", 100 * w_shared / std::max(w_local, 1e-9), "%",
-               0);
-    report.add("write_daemon_copy_gbps", "write " + mib + " via daemon, from a vector", w_copy, "GB/s", 2);
+    report.add("write_daemon_gbps", "write " + mib + " via daemon, SharedBuffer", w_shared, "GB/s",
+               2);
+    report.add("write_ratio_pct", "  daemon/in-process (target >= 80)",
+               100 * w_shared / std::max(w_local, 1e-9), "%", 0);
+    report.add("write_daemon_copy_gbps", "write " + mib + " via daemon, from a vector", w_copy,
+               "GB/s", 2);
     report.add("read_inproc_gbps", "read " + mib + " in-process", r_local, "GB/s", 2);
-    report.add("read_daemon_gbps", "read " + mib + " via daemon, SharedBuffer", r_shared, "GB/s", 2);
-    report.add("read_ratio_pct", "  daemon/in-process (target >= 80)", 100 * r_shared / std::max(r_local, 1e-9), "%",
-               0);
-    report.add("read_daemon_copy_gbps", "read " + mib + " via daemon, into a vector", r_copy, "GB/s", 2);
+    report.add("read_daemon_gbps", "read " + mib + " via daemon, SharedBuffer", r_shared, "GB/s",
+               2);
+    report.add("read_ratio_pct", "  daemon/in-process (target >= 80)",
+               100 * r_shared / std::max(r_local, 1e-9), "%", 0);
+    report.add("read_daemon_copy_gbps", "read " + mib + " via daemon, into a vector", r_copy,
+               "GB/s", 2);
     (void)client.delete_buffer("big");
     data = {};
     out = {};
@@ -199,7 +213,8 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
 
     // 4. Concurrent clients: each its own connection, tiny execs for a fixed time.
     const uint32_t k = options.clients;
-    const auto run_for = options.quick ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(3000);
+    const auto run_for =
+        options.quick ? std::chrono::milliseconds(1000) : std::chrono::milliseconds(3000);
     std::vector<uint64_t> done(k, 0);
     std::atomic<int> ready{0};
     std::atomic<bool> go{false}, stop{false}, failed{false};
@@ -225,7 +240,8 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
         }
       });
     }
-    while (ready.load() < static_cast<int>(k)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (ready.load() < static_cast<int>(k))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const auto start = Clock::now();
     go = true;
     std::this_thread::sleep_for(run_for);
@@ -240,15 +256,16 @@ int run_daemon_bench(const DaemonBenchOptions& options) {
     if (failed) std::fputs("bench-daemon: some concurrent clients failed\n", stderr);
     report.add("concurrent_clients", "concurrent clients", k, "", 0);
     report.add("concurrent_execs_per_s", "  total tiny dispatches", total / secs, "/s", 0);
-    report.add("single_client_execs_per_s", "  one client alone (from p50)", 1e6 / std::max(daemon_exec.p50_us, 1e-9),
-               "/s", 0);
-    report.add("slowest_client_share_pct", "  slowest client's share of a fair 1/N", 100.0 * slowest * k / std::max<uint64_t>(total, 1),
-               "%", 0);
+    report.add("single_client_execs_per_s", "  one client alone (from p50)",
+               1e6 / std::max(daemon_exec.p50_us, 1e-9), "/s", 0);
+    report.add("slowest_client_share_pct", "  slowest client's share of a fair 1/N",
+               100.0 * slowest * k / std::max<uint64_t>(total, 1), "%", 0);
 
     std::printf("vknode daemon benchmark on %s%s, %u hardware threads, spin %s\n\n", device.c_str(),
                 options.quick ? " (quick)" : "", std::thread::hardware_concurrency(),
                 options.spin_us >= 0 ? vkn::format("{} us", options.spin_us).c_str() : "default");
-    for (const auto& [label, value] : report.rows) std::printf("  %-44s %16s\n", label.c_str(), value.c_str());
+    for (const auto& [label, value] : report.rows)
+      std::printf("  %-44s %16s\n", label.c_str(), value.c_str());
     report.json += ",\"device\":\"" + device + "\"}";
     if (!options.json_path.empty()) std::ofstream(options.json_path) << report.json << "\n";
   } while (false);

@@ -10,11 +10,12 @@
 namespace vkn::server {
 
 struct DaemonBenchOptions {
-  bool quick = false;            // fewer iterations and 32 MiB instead of 256 MiB
-  std::string json_path;         // also write the figures here
+  bool quick = false;     // fewer iterations and 32 MiB instead of 256 MiB
+  std::string json_path;  // also write the figures here
   std::string device_selector;
   uint32_t clients = 16;
-  int spin_us = -1;  // daemon and client polling before sleep (ServerOptions::spin); -1: their default
+  int spin_us =
+      -1;  // daemon and client polling before sleep (ServerOptions::spin); -1: their default
 };
 
 // Returns the process exit code (0 ok, 1 a step failed).

@@ -117,7 +117,6 @@ class FairQueue {
     return item;
   }
 
-
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_.

@@ -58,10 +58,12 @@ Result<protocol::UniqueFd> bind_at(const std::filesystem::path& path) {
 Result<Listener> Listener::open(const ListenerOptions& options) {
   const std::filesystem::path& path = options.path;
   if (auto r = posix_file_ops().create_directories(path.parent_path()); !r) return fail(r.error());
-  auto lock = FileLock::acquire(posix_file_ops(), path.native() + ".lock", std::chrono::milliseconds(0));
+  auto lock =
+      FileLock::acquire(posix_file_ops(), path.native() + ".lock", std::chrono::milliseconds(0));
   if (!lock) {
     if (lock.error().code == Errc::timeout) {
-      return fail(Errc::already_exists, "another daemon holds the socket's lock", path.native() + ".lock");
+      return fail(Errc::already_exists, "another daemon holds the socket's lock",
+                  path.native() + ".lock");
     }
     return fail(lock.error());
   }
@@ -104,16 +106,21 @@ Result<Listener> Listener::adopt(int fd) {
   socklen_t len = sizeof(addr);
   int type = 0, listening = 0;
   socklen_t ilen = sizeof(int);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sun_family != AF_UNIX ||
-      addr.sun_path[0] == '\0' || ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 || type != SOCK_STREAM ||
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      addr.sun_family != AF_UNIX || addr.sun_path[0] == '\0' ||
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 || type != SOCK_STREAM ||
       ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || !listening) {
-    return fail(Errc::invalid_argument, "the inherited descriptor is not a listening Unix stream socket");
+    return fail(Errc::invalid_argument,
+                "the inherited descriptor is not a listening Unix stream socket");
   }
-  std::filesystem::path path(std::string(addr.sun_path, strnlen(addr.sun_path, sizeof(addr.sun_path))));
-  auto lock = FileLock::acquire(posix_file_ops(), path.native() + ".lock", std::chrono::milliseconds(0));
+  std::filesystem::path path(
+      std::string(addr.sun_path, strnlen(addr.sun_path, sizeof(addr.sun_path))));
+  auto lock =
+      FileLock::acquire(posix_file_ops(), path.native() + ".lock", std::chrono::milliseconds(0));
   if (!lock) {
     if (lock.error().code == Errc::timeout) {
-      return fail(Errc::already_exists, "another daemon holds the socket's lock", path.native() + ".lock");
+      return fail(Errc::already_exists, "another daemon holds the socket's lock",
+                  path.native() + ".lock");
     }
     return fail(lock.error());
   }

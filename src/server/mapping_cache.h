@@ -27,7 +27,8 @@ class MappingCache {
 
   // The mapping of the memfd `fd` (checked as SharedMemory::adopt checks it).
   // Errors: SharedMemory::adopt's.
-  [[nodiscard]] Result<std::shared_ptr<protocol::SharedMemory>> adopt(protocol::UniqueFd fd, uint64_t max_bytes);
+  [[nodiscard]] Result<std::shared_ptr<protocol::SharedMemory>> adopt(protocol::UniqueFd fd,
+                                                                      uint64_t max_bytes);
 
   size_t size() const { return entries_.size(); }
 

@@ -62,17 +62,20 @@ bool NodeBackend::is_ready() {
 std::vector<KernelEntry> NodeBackend::builtin_kernels() {
   std::vector<KernelEntry> out;
   for (BuiltinKernel k : all_builtin_kernels()) {
-    out.push_back(KernelEntry{builtin_kernel_id(k), std::string(to_string(k)), true, static_cast<uint32_t>(k)});
+    out.push_back(KernelEntry{builtin_kernel_id(k), std::string(to_string(k)), true,
+                              static_cast<uint32_t>(k)});
   }
   return out;
 }
 
-Result<KernelId> NodeBackend::register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
+Result<KernelId> NodeBackend::register_kernel(std::span<const uint32_t> spirv,
+                                              std::span<const SpecConstant> spec,
                                               std::string_view name, Timeout timeout) {
   return vkn::register_kernel(spirv, spec, name, call(timeout));
 }
 
-Result<void> NodeBackend::create_buffer(std::string_view name, const BufferSpec& spec, Timeout timeout) {
+Result<void> NodeBackend::create_buffer(std::string_view name, const BufferSpec& spec,
+                                        Timeout timeout) {
   return vkn::create_buffer(name, spec, call(timeout));
 }
 
@@ -80,32 +83,38 @@ Result<void> NodeBackend::delete_buffer(std::string_view name, Timeout timeout) 
   return vkn::delete_buffer(name, call(timeout));
 }
 
-Result<void> NodeBackend::write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+Result<void> NodeBackend::write_buffer(std::string_view name, uint64_t offset,
+                                       std::span<const std::byte> data,
                                        std::shared_ptr<const void> keepalive, Timeout timeout) {
   // Straight from the caller's memory (a memfd mapping for large writes) into staging:
   // no intermediate copy, unlike an upload step in a Program.
   const auto limit = transfer_timeout(timeout);
-  return with_node([n = std::string(name), offset, data, keep = std::move(keepalive), limit](Context& ctx)
-                       -> Result<void> {
-    auto b = ctx.buffers().get_for_write(n);
-    if (!b) return fail(b.error());
-    if (auto r = (*b)->check_range(offset, data.size()); !r) return r;
-    if (data.empty()) return {};
-    return ctx.stream().upload(**b, offset, data, limit);
-  }, call(timeout));
+  return with_node(
+      [n = std::string(name), offset, data, keep = std::move(keepalive),
+       limit](Context& ctx) -> Result<void> {
+        auto b = ctx.buffers().get_for_write(n);
+        if (!b) return fail(b.error());
+        if (auto r = (*b)->check_range(offset, data.size()); !r) return r;
+        if (data.empty()) return {};
+        return ctx.stream().upload(**b, offset, data, limit);
+      },
+      call(timeout));
 }
 
-Result<void> NodeBackend::read_buffer(std::string_view name, uint64_t offset, std::span<std::byte> out,
+Result<void> NodeBackend::read_buffer(std::string_view name, uint64_t offset,
+                                      std::span<std::byte> out,
                                       std::shared_ptr<const void> keepalive, Timeout timeout) {
   const auto limit = transfer_timeout(timeout);
-  return with_node([n = std::string(name), offset, out, keep = std::move(keepalive), limit](Context& ctx)
-                       -> Result<void> {
-    auto b = ctx.buffers().get(n);
-    if (!b) return fail(b.error());
-    if (auto r = (*b)->check_range(offset, out.size()); !r) return r;
-    if (out.empty()) return {};
-    return ctx.stream().download(**b, offset, out, limit);
-  }, call(timeout));
+  return with_node(
+      [n = std::string(name), offset, out, keep = std::move(keepalive),
+       limit](Context& ctx) -> Result<void> {
+        auto b = ctx.buffers().get(n);
+        if (!b) return fail(b.error());
+        if (auto r = (*b)->check_range(offset, out.size()); !r) return r;
+        if (out.empty()) return {};
+        return ctx.stream().download(**b, offset, out, limit);
+      },
+      call(timeout));
 }
 
 Result<std::vector<BufferEntryInfo>> NodeBackend::list_buffers(Timeout timeout) {
@@ -123,22 +132,25 @@ Result<std::string> NodeBackend::persist_pipeline_cache() {
 }
 
 Result<std::vector<DurableImage>> NodeBackend::durable_images(Timeout timeout) {
-  return with_node([](Context& ctx) -> std::vector<DurableImage> {
-    std::vector<DurableImage> out;
-    for (const BufferEntryInfo& e : ctx.buffers().list()) {
-      if (!e.spec.durable) continue;
-      const std::vector<std::byte>* mirror = ctx.buffers().durable_mirror(e.name);
-      if (mirror == nullptr) continue;
-      out.push_back(DurableImage{e.name, e.spec, *mirror});
-    }
-    return out;
-  }, call(timeout));
+  return with_node(
+      [](Context& ctx) -> std::vector<DurableImage> {
+        std::vector<DurableImage> out;
+        for (const BufferEntryInfo& e : ctx.buffers().list()) {
+          if (!e.spec.durable) continue;
+          const std::vector<std::byte>* mirror = ctx.buffers().durable_mirror(e.name);
+          if (mirror == nullptr) continue;
+          out.push_back(DurableImage{e.name, e.spec, *mirror});
+        }
+        return out;
+      },
+      call(timeout));
 }
 
 void NodeBackend::stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (auto r = vkn::stop(name_); !r) log(LogLevel::warn, "vknoded: stopping node {}: {}", name_, r.error().to_string());
+  if (auto r = vkn::stop(name_); !r)
+    log(LogLevel::warn, "vknoded: stopping node {}: {}", name_, r.error().to_string());
 }
 
 }  // namespace vkn::server

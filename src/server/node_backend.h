@@ -19,9 +19,11 @@ class NodeBackend final : public Backend {
   std::vector<NodeStatus> status() override;
   bool is_ready() override;
   std::vector<KernelEntry> builtin_kernels() override;
-  Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
-                                   std::string_view name, Timeout timeout) override;
-  Result<void> create_buffer(std::string_view name, const BufferSpec& spec, Timeout timeout) override;
+  Result<KernelId> register_kernel(std::span<const uint32_t> spirv,
+                                   std::span<const SpecConstant> spec, std::string_view name,
+                                   Timeout timeout) override;
+  Result<void> create_buffer(std::string_view name, const BufferSpec& spec,
+                             Timeout timeout) override;
   Result<void> delete_buffer(std::string_view name, Timeout timeout) override;
   Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
                             std::shared_ptr<const void> keepalive, Timeout timeout) override;

@@ -15,7 +15,8 @@ ReplyWriter::ReplyWriter(uint64_t shm_threshold) : writer_(&plan_) {
   protocol::encode_error(writer_, Error{});
 }
 
-Result<protocol::OutgoingFrame> ReplyWriter::finish(const protocol::FrameHeader& request, uint16_t version) {
+Result<protocol::OutgoingFrame> ReplyWriter::finish(const protocol::FrameHeader& request,
+                                                    uint16_t version) {
   protocol::FrameHeader h;
   h.version = version;
   h.type = request.type;
@@ -24,7 +25,8 @@ Result<protocol::OutgoingFrame> ReplyWriter::finish(const protocol::FrameHeader&
   return protocol::make_frame(h, writer_.take(), &plan_);
 }
 
-Result<protocol::OutgoingFrame> ReplyWriter::finish_with(const protocol::FrameHeader& request, uint16_t version,
+Result<protocol::OutgoingFrame> ReplyWriter::finish_with(const protocol::FrameHeader& request,
+                                                         uint16_t version,
                                                          protocol::SharedMemory& attachment) {
   protocol::FrameHeader h;
   h.version = version;
@@ -34,8 +36,8 @@ Result<protocol::OutgoingFrame> ReplyWriter::finish_with(const protocol::FrameHe
   return protocol::make_frame_with(h, writer_.take(), attachment);
 }
 
-protocol::OutgoingFrame error_reply(uint64_t request_id, protocol::MessageType type, uint16_t version,
-                                    const Error& error) {
+protocol::OutgoingFrame error_reply(uint64_t request_id, protocol::MessageType type,
+                                    uint16_t version, const Error& error) {
   protocol::Writer w;
   Error e = error;
   if (e.code == Errc::ok) e.code = Errc::protocol_error;  // an error reply must carry an error

@@ -24,12 +24,14 @@ struct Request {
   uint16_t version = protocol::kMinVersion;
   protocol::FrameHeader header;
   std::vector<std::byte> payload;
-  std::shared_ptr<protocol::SharedMemory> attachment;  // may be shared with later requests (MappingCache)
+  std::shared_ptr<protocol::SharedMemory>
+      attachment;  // may be shared with later requests (MappingCache)
   Clock::time_point received{};
   std::optional<Clock::time_point> deadline;
 
   protocol::Reader reader() const {
-    return protocol::Reader(payload, attachment ? attachment->bytes() : std::span<const std::byte>());
+    return protocol::Reader(payload,
+                            attachment ? attachment->bytes() : std::span<const std::byte>());
   }
   // Time left before the deadline (unset: none), at least 1 ms.
   std::optional<std::chrono::milliseconds> time_left() const;
@@ -42,9 +44,11 @@ class ReplyWriter {
   explicit ReplyWriter(uint64_t shm_threshold);
   protocol::Writer& body() { return writer_; }
   // Errors: make_frame's.
-  [[nodiscard]] Result<protocol::OutgoingFrame> finish(const protocol::FrameHeader& request, uint16_t version);
+  [[nodiscard]] Result<protocol::OutgoingFrame> finish(const protocol::FrameHeader& request,
+                                                       uint16_t version);
   // With a memfd the caller already filled (referenced by blob_ref in the body).
-  [[nodiscard]] Result<protocol::OutgoingFrame> finish_with(const protocol::FrameHeader& request, uint16_t version,
+  [[nodiscard]] Result<protocol::OutgoingFrame> finish_with(const protocol::FrameHeader& request,
+                                                            uint16_t version,
                                                             protocol::SharedMemory& attachment);
 
  private:
@@ -53,8 +57,8 @@ class ReplyWriter {
 };
 
 // A reply carrying `error` (never fails: error replies are small and inline).
-protocol::OutgoingFrame error_reply(uint64_t request_id, protocol::MessageType type, uint16_t version,
-                                    const Error& error);
+protocol::OutgoingFrame error_reply(uint64_t request_id, protocol::MessageType type,
+                                    uint16_t version, const Error& error);
 // An empty success reply.
 protocol::OutgoingFrame ok_reply(const protocol::FrameHeader& request, uint16_t version);
 

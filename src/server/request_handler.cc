@@ -62,27 +62,38 @@ bool RequestHandler::is_queued(MessageType type) {
 
 Result<protocol::OutgoingFrame> RequestHandler::run(const std::shared_ptr<Request>& request) {
   if (request->is_expired()) {
-    return fail(Errc::node_timeout, "the deadline passed while the request was queued in the daemon");
+    return fail(Errc::node_timeout,
+                "the deadline passed while the request was queued in the daemon");
   }
   return dispatch(request);
 }
 
 Result<protocol::OutgoingFrame> RequestHandler::dispatch(const std::shared_ptr<Request>& request) {
   switch (request->header.type) {
-    case MessageType::register_kernel: return register_kernel(request);
-    case MessageType::create_buffer: return create_buffer(request);
-    case MessageType::write_buffer: return write_buffer(request);
-    case MessageType::read_buffer: return read_buffer(request);
-    case MessageType::delete_buffer: return delete_buffer(request);
-    case MessageType::list_buffers: return list_buffers(request);
-    case MessageType::exec: return exec(request);
-    case MessageType::persist_cache: return persist_cache(request);
-    default: return fail(Errc::protocol_error, "not a queued request", protocol::to_string(request->header.type));
+    case MessageType::register_kernel:
+      return register_kernel(request);
+    case MessageType::create_buffer:
+      return create_buffer(request);
+    case MessageType::write_buffer:
+      return write_buffer(request);
+    case MessageType::read_buffer:
+      return read_buffer(request);
+    case MessageType::delete_buffer:
+      return delete_buffer(request);
+    case MessageType::list_buffers:
+      return list_buffers(request);
+    case MessageType::exec:
+      return exec(request);
+    case MessageType::persist_cache:
+      return persist_cache(request);
+    default:
+      return fail(Errc::protocol_error, "not a queued request",
+                  protocol::to_string(request->header.type));
   }
 }
 
 Result<std::pair<std::string, BufferRecord>> RequestHandler::own_buffer(const Request& request,
-                                                                          std::string_view name) {
+                                                                        std::string_view name) {
   auto registry = UserTable::registry_name(request.peer.uid, name);
   if (!registry) return fail(registry.error());
   auto record = users_.find_buffer(*registry);
@@ -90,7 +101,8 @@ Result<std::pair<std::string, BufferRecord>> RequestHandler::own_buffer(const Re
   return std::make_pair(std::move(*registry), *record);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::register_kernel(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::register_kernel(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_register_kernel_request(reader);
   if (!m) return fail(m.error());
@@ -104,16 +116,19 @@ Result<protocol::OutgoingFrame> RequestHandler::register_kernel(const std::share
   return w.finish(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::create_buffer(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::create_buffer(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_create_buffer_request(reader);
   if (!m) return fail(m.error());
   auto registry = UserTable::registry_name(request->peer.uid, m->name);
   if (!registry) return fail(registry.error());
   if (m->spec.durable && m->session) {
-    return fail(Errc::invalid_argument, "a buffer cannot be both durable and session-scoped", m->name);
+    return fail(Errc::invalid_argument, "a buffer cannot be both durable and session-scoped",
+                m->name);
   }
-  if (m->spec.bytes == 0) return fail(Errc::invalid_argument, "a buffer needs at least one byte", m->name);
+  if (m->spec.bytes == 0)
+    return fail(Errc::invalid_argument, "a buffer needs at least one byte", m->name);
   if (auto r = users_.reserve_buffer(request->peer.uid, *registry, m->spec.bytes, m->spec.durable,
                                      m->session ? request->conn : 0);
       !r) {
@@ -132,7 +147,8 @@ Result<protocol::OutgoingFrame> RequestHandler::create_buffer(const std::shared_
   return ok_reply(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::write_buffer(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::write_buffer(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_write_buffer_request(reader);
   if (!m) return fail(m.error());
@@ -140,18 +156,21 @@ Result<protocol::OutgoingFrame> RequestHandler::write_buffer(const std::shared_p
   if (!owned) return fail(owned.error());
   if (m->offset > owned->second.bytes || m->data.size() > owned->second.bytes - m->offset) {
     return fail(Errc::invalid_argument,
-                vkn::format("write of {} bytes at offset {} outside a {}-byte buffer", m->data.size(), m->offset,
-                            owned->second.bytes),
+                vkn::format("write of {} bytes at offset {} outside a {}-byte buffer",
+                            m->data.size(), m->offset, owned->second.bytes),
                 m->name);
   }
   // The request owns the bytes (payload or memfd); the node job holds it.
-  if (auto r = backend_.write_buffer(owned->first, m->offset, m->data, request, request->time_left()); !r) {
+  if (auto r =
+          backend_.write_buffer(owned->first, m->offset, m->data, request, request->time_left());
+      !r) {
     return fail(r.error());
   }
   return ok_reply(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::read_buffer(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::read_buffer(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_read_buffer_request(reader);
   if (!m) return fail(m.error());
@@ -159,23 +178,28 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(const std::shared_pt
   if (!owned) return fail(owned.error());
   const uint64_t size = owned->second.bytes;
   if (m->offset > size) {
-    return fail(Errc::invalid_argument, vkn::format("offset {} beyond a {}-byte buffer", m->offset, size), m->name);
+    return fail(Errc::invalid_argument,
+                vkn::format("offset {} beyond a {}-byte buffer", m->offset, size), m->name);
   }
   const uint64_t bytes = m->bytes ? m->bytes : size - m->offset;
   if (bytes > size - m->offset) {
     return fail(Errc::invalid_argument,
-                vkn::format("read of {} bytes at offset {} outside a {}-byte buffer", bytes, m->offset, size), m->name);
+                vkn::format("read of {} bytes at offset {} outside a {}-byte buffer", bytes,
+                            m->offset, size),
+                m->name);
   }
   if (bytes > protocol::kMaxAttachment) {
     return fail(Errc::invalid_argument,
-                vkn::format("one read moves at most {} bytes (clients split larger reads)", protocol::kMaxAttachment));
+                vkn::format("one read moves at most {} bytes (clients split larger reads)",
+                            protocol::kMaxAttachment));
   }
   ReplyWriter w(shm_threshold_);
   if (request->attachment && request->attachment->size() >= bytes && bytes > 0) {
     // The client lent its own memfd: read straight into it; the reply carries no
     // descriptor and its blob refers to the client's memfd.
     std::span<std::byte> into = request->attachment->bytes().first(bytes);
-    if (auto r = backend_.read_buffer(owned->first, m->offset, into, request, request->time_left()); !r) {
+    if (auto r = backend_.read_buffer(owned->first, m->offset, into, request, request->time_left());
+        !r) {
       return fail(r.error());
     }
     w.body().blob_ref(0, bytes);
@@ -187,21 +211,25 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(const std::shared_pt
     if (!memory) return fail(memory.error());
     auto shared = std::make_shared<protocol::SharedMemory>(std::move(*memory));
     shared->prefault(shared->bytes(), true);
-    if (auto r = backend_.read_buffer(owned->first, m->offset, shared->bytes(), shared, request->time_left()); !r) {
+    if (auto r = backend_.read_buffer(owned->first, m->offset, shared->bytes(), shared,
+                                      request->time_left());
+        !r) {
       return fail(r.error());
     }
     w.body().blob_ref(0, bytes);
     return w.finish_with(request->header, request->version, *shared);
   }
   auto data = std::make_shared<std::vector<std::byte>>(bytes);
-  if (auto r = backend_.read_buffer(owned->first, m->offset, *data, data, request->time_left()); !r) {
+  if (auto r = backend_.read_buffer(owned->first, m->offset, *data, data, request->time_left());
+      !r) {
     return fail(r.error());
   }
   w.body().blob(*data);
   return w.finish(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::delete_buffer(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::delete_buffer(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_name_request(reader);
   if (!m) return fail(m.error());
@@ -213,7 +241,8 @@ Result<protocol::OutgoingFrame> RequestHandler::delete_buffer(const std::shared_
   return ok_reply(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::list_buffers(const std::shared_ptr<Request>& request) {
+Result<protocol::OutgoingFrame> RequestHandler::list_buffers(
+    const std::shared_ptr<Request>& request) {
   auto reader = request->reader();
   auto m = protocol::decode_list_buffers_request(reader);
   if (!m) return fail(m.error());
@@ -247,7 +276,8 @@ Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Reque
   if (!program) return fail(program.error());
   if (auto r = map_program_names(request->peer.uid, *program); !r) return fail(r.error());
   for (const ProgramStep& step : program->steps) {
-    if (auto* d = std::get_if<DispatchStep>(&step); d && !users_.may_use_kernel(request->peer.uid, d->kernel)) {
+    if (auto* d = std::get_if<DispatchStep>(&step);
+        d && !users_.may_use_kernel(request->peer.uid, d->kernel)) {
       return fail(Errc::permission_denied, "kernel not registered by this user", to_hex(d->kernel));
     }
   }
@@ -258,8 +288,10 @@ Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Reque
   return w.finish(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::persist_cache(const std::shared_ptr<Request>& request) {
-  if (!is_admin(request->peer)) return fail(Errc::permission_denied, "persist_cache is an admin operation");
+Result<protocol::OutgoingFrame> RequestHandler::persist_cache(
+    const std::shared_ptr<Request>& request) {
+  if (!is_admin(request->peer))
+    return fail(Errc::permission_denied, "persist_cache is an admin operation");
   auto path = backend_.persist_pipeline_cache();
   if (!path) return fail(path.error());
   ReplyWriter w(shm_threshold_);
@@ -269,7 +301,8 @@ Result<protocol::OutgoingFrame> RequestHandler::persist_cache(const std::shared_
 
 void RequestHandler::free_session_buffers(uint64_t conn) {
   for (const std::string& name : users_.session_buffers(conn)) {
-    if (auto r = backend_.delete_buffer(name, std::nullopt); !r && r.error().code != Errc::not_found) {
+    if (auto r = backend_.delete_buffer(name, std::nullopt);
+        !r && r.error().code != Errc::not_found) {
       log(LogLevel::warn, "vknoded: freeing session buffer {}: {}", name, r.error().to_string());
     }
     users_.remove_buffer(name);

@@ -42,7 +42,8 @@ class RequestHandler {
   Result<protocol::OutgoingFrame> exec(const std::shared_ptr<Request>& request);
   Result<protocol::OutgoingFrame> persist_cache(const std::shared_ptr<Request>& request);
   // The caller's buffer: its registry name once it is known to exist.
-  Result<std::pair<std::string, BufferRecord>> own_buffer(const Request& request, std::string_view name);
+  Result<std::pair<std::string, BufferRecord>> own_buffer(const Request& request,
+                                                          std::string_view name);
 
   Backend& backend_;
   UserTable& users_;

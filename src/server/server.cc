@@ -25,9 +25,11 @@ Result<std::filesystem::path> default_state_dir() {
   };
   if (auto v = env("VKNODE_STATE_DIR"); !v.empty()) return std::filesystem::path(v);
   if (::geteuid() == 0) return std::filesystem::path("/var/lib/vknode");
-  if (auto v = env("XDG_STATE_HOME"); !v.empty() && v.front() == '/') return std::filesystem::path(v) / "vknode";
+  if (auto v = env("XDG_STATE_HOME"); !v.empty() && v.front() == '/')
+    return std::filesystem::path(v) / "vknode";
   if (auto v = env("HOME"); !v.empty()) return std::filesystem::path(v) / ".local/state/vknode";
-  return fail(Errc::not_found, "no state directory", "set --state-dir, VKNODE_STATE_DIR, XDG_STATE_HOME or HOME");
+  return fail(Errc::not_found, "no state directory",
+              "set --state-dir, VKNODE_STATE_DIR, XDG_STATE_HOME or HOME");
 }
 
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
@@ -43,7 +45,8 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
   lo.path = *path;
   lo.mode = options.socket_mode;
   lo.group = options.socket_group;
-  auto listener = options.inherited_listen_fd >= 0 ? Listener::adopt(options.inherited_listen_fd) : Listener::open(lo);
+  auto listener = options.inherited_listen_fd >= 0 ? Listener::adopt(options.inherited_listen_fd)
+                                                   : Listener::open(lo);
   if (!listener) return fail(listener.error());
 
   std::unique_ptr<Backend> backend;
@@ -57,7 +60,8 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
     backend = std::move(*b);
   }
   const auto snapshot = options.state_dir / kSnapshotFileName;
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(*listener), std::move(backend), snapshot);
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*listener), std::move(backend),
+                                     snapshot);
   if (auto r = impl->init(); !r) return fail(r.error());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -78,8 +82,9 @@ Server::Impl::Impl(ServerOptions options, Listener listener, std::unique_ptr<Bac
       backend_(std::move(backend)),
       users_(options_.quota),
       handler_(*backend_, users_, options_.shm_threshold),
-      spin_(options_.spin ? *options_.spin
-                          : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)),
+      spin_(options_.spin
+                ? *options_.spin
+                : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)),
       listener_(std::move(listener)) {}
 
 Server::Impl::~Impl() {
@@ -97,7 +102,8 @@ Server::Impl::~Impl() {
 Result<void> Server::Impl::init() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (epoll_fd_ < 0 || wake_fd_ < 0) return fail(Errc::io_error, "epoll/eventfd", std::strerror(errno));
+  if (epoll_fd_ < 0 || wake_fd_ < 0)
+    return fail(Errc::io_error, "epoll/eventfd", std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = 0;
@@ -114,7 +120,8 @@ Result<void> Server::Impl::init() {
   live_workers_ = n;
   for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_main(); });
   next_snapshot_ = Clock::now() + options_.snapshot_interval;
-  log(LogLevel::info, "vknoded: serving on {} (state in {})", socket_path_.native(), options_.state_dir.native());
+  log(LogLevel::info, "vknoded: serving on {} (state in {})", socket_path_.native(),
+      options_.state_dir.native());
   return {};
 }
 

@@ -25,7 +25,7 @@
 namespace vkn::server {
 
 struct ServerOptions {
-  std::string socket_path;          // empty: see protocol::server_socket_path
+  std::string socket_path;  // empty: see protocol::server_socket_path
   // A listening socket inherited from systemd (socket activation); -1: bind our own.
   int inherited_listen_fd = -1;
   mode_t socket_mode = 0660;
@@ -33,9 +33,9 @@ struct ServerOptions {
   // Durable-buffer snapshots. Empty: $VKNODE_STATE_DIR, else /var/lib/vknode as root,
   // else $XDG_STATE_HOME/vknode, else ~/.local/state/vknode.
   std::filesystem::path state_dir;
-  NodeOptions node;                 // its name is replaced by a unique one
+  NodeOptions node;  // its name is replaced by a unique one
   Quota quota;
-  uint32_t workers = 2;             // threads handing requests to the node
+  uint32_t workers = 2;  // threads handing requests to the node
   uint32_t max_connections = 256;
   uint32_t max_connections_per_user = 64;
   uint64_t shm_threshold = 1u << 20;

@@ -26,7 +26,8 @@ namespace vkn::server {
 
 class Server::Impl {
  public:
-  Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend, std::filesystem::path snapshot);
+  Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend,
+       std::filesystem::path snapshot);
   ~Impl();
 
   // Creates the epoll set and eventfd, restores snapshots, starts the workers.
@@ -97,7 +98,7 @@ class Server::Impl {
   Listener listener_;
   std::map<uint64_t, std::shared_ptr<Connection>> conns_;
   std::vector<uint64_t> to_close_;  // peers found gone while sending
-  uint64_t next_conn_id_ = 2;  // 0: the listener, 1: the eventfd
+  uint64_t next_conn_id_ = 2;       // 0: the listener, 1: the eventfd
   bool stopping_ = false;
   Clock::time_point next_snapshot_{};
 
@@ -109,7 +110,8 @@ class Server::Impl {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> snapshot_queued_{false};
   std::atomic<uint32_t> live_workers_{0};
-  std::atomic<uint64_t> running_{0}, requests_{0}, request_errors_{0}, rejected_quota_{0}, snapshots_{0};
+  std::atomic<uint64_t> running_{0}, requests_{0}, request_errors_{0}, rejected_quota_{0},
+      snapshots_{0};
   std::mutex snapshot_mu_;  // one snapshot at a time; guards the two below
   std::string last_signature_;
   std::string last_snapshot_error_;

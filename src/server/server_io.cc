@@ -79,11 +79,13 @@ void Server::Impl::accept_clients() {
     size_t of_user = 0;
     for (const auto& [cid, c] : conns_) of_user += c->peer().uid == cred.uid;
     if (conns_.size() >= options_.max_connections || of_user >= options_.max_connections_per_user) {
-      log(LogLevel::warn, "vknoded: refusing a connection from uid {} (connection limit)", cred.uid);
+      log(LogLevel::warn, "vknoded: refusing a connection from uid {} (connection limit)",
+          cred.uid);
       continue;  // closing it: the client sees node_dead
     }
     const uint64_t id = next_conn_id_++;
-    auto conn = std::make_shared<Connection>(id, std::move(owned), Peer{cred.pid, cred.uid, cred.gid});
+    auto conn =
+        std::make_shared<Connection>(id, std::move(owned), Peer{cred.pid, cred.uid, cred.gid});
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = id;
@@ -174,10 +176,12 @@ void Server::Impl::on_hello(Connection& conn, const Request& request) {
   if (!m || lo > hi) {
     request_errors_.fetch_add(1);
     Error e = m ? Error::make(Errc::protocol_error, "no common protocol version",
-                              vkn::format("the daemon speaks {}..{}, the client {}..{}", protocol::kMinVersion,
-                                          protocol::kMaxVersion, m->min_version, m->max_version))
+                              vkn::format("the daemon speaks {}..{}, the client {}..{}",
+                                          protocol::kMinVersion, protocol::kMaxVersion,
+                                          m->min_version, m->max_version))
                 : m.error();
-    send(conn, error_reply(request.header.request_id, MessageType::hello, protocol::kMinVersion, e));
+    send(conn,
+         error_reply(request.header.request_id, MessageType::hello, protocol::kMinVersion, e));
     return;
   }
   conn.hello_done = true;
@@ -264,7 +268,8 @@ void Server::Impl::on_writable(Connection& conn) {
     to_close_.push_back(id);
     return;
   }
-  if (!conn.reading && !conn.close_after_flush && !stopping_ && conn.output_bytes() <= kMaxPendingOutput / 2 &&
+  if (!conn.reading && !conn.close_after_flush && !stopping_ &&
+      conn.output_bytes() <= kMaxPendingOutput / 2 &&
       conn.queued_payload_bytes <= kMaxQueuedPayload / 2) {
     conn.reading = true;
   }
@@ -348,14 +353,16 @@ void Server::Impl::worker_main() {
     if (!reply) {
       request_errors_.fetch_add(1);
       if (reply.error().code == Errc::quota_exceeded) rejected_quota_.fetch_add(1);
-      reply = error_reply(request->header.request_id, request->header.type, request->version, reply.error());
+      reply = error_reply(request->header.request_id, request->header.type, request->version,
+                          reply.error());
     }
     // Straight to the socket when nothing is queued ahead; the I/O thread only
     // hears about it when there is something left for it to do.
     if (std::shared_ptr<Connection> conn = request->connection.lock()) {
       conn->queued_payload_bytes.fetch_sub(request->payload.size());
       const auto state = conn->send(std::move(*reply));
-      if (state == Connection::SendState::queued || state == Connection::SendState::broken || !conn->reading.load()) {
+      if (state == Connection::SendState::queued || state == Connection::SendState::broken ||
+          !conn->reading.load()) {
         post(Completion{request->conn});
       }
     }

@@ -46,7 +46,8 @@ std::vector<std::byte> encode_snapshot(const std::vector<DurableImage>& images) 
 
 Result<std::vector<DurableImage>> decode_snapshot(std::span<const std::byte> file) {
   if (file.size() < kSnapshotHeaderSize) {
-    return fail(Errc::invalid_argument, "snapshot shorter than its header", vkn::format("{} bytes", file.size()));
+    return fail(Errc::invalid_argument, "snapshot shorter than its header",
+                vkn::format("{} bytes", file.size()));
   }
   protocol::Reader h(file.first(kSnapshotHeaderSize));
   auto magic = h.raw(8);
@@ -55,7 +56,8 @@ Result<std::vector<DurableImage>> decode_snapshot(std::span<const std::byte> fil
   const uint64_t count = h.u64();
   const uint64_t payload_size = h.u64();
   auto checksum = h.raw(32);
-  if (std::memcmp(magic.data(), kMagic, 8) != 0) return fail(Errc::invalid_argument, "not a vknode buffer snapshot");
+  if (std::memcmp(magic.data(), kMagic, 8) != 0)
+    return fail(Errc::invalid_argument, "not a vknode buffer snapshot");
   if (version != kSnapshotVersion) {
     return fail(Errc::invalid_argument, "unsupported snapshot version", vkn::format("{}", version));
   }
@@ -63,15 +65,17 @@ Result<std::vector<DurableImage>> decode_snapshot(std::span<const std::byte> fil
     return fail(Errc::invalid_argument, "bad snapshot header size", vkn::format("{}", header_size));
   }
   if (payload_size != file.size() - header_size) {
-    return fail(Errc::invalid_argument, "snapshot size does not match its header",
-                vkn::format("payload {} bytes, file holds {}", payload_size, file.size() - header_size));
+    return fail(
+        Errc::invalid_argument, "snapshot size does not match its header",
+        vkn::format("payload {} bytes, file holds {}", payload_size, file.size() - header_size));
   }
   const auto payload = file.subspan(header_size);
   const Sha256Digest digest = sha256(as_u8(payload));
   if (std::memcmp(digest.data(), checksum.data(), digest.size()) != 0) {
     return fail(Errc::invalid_argument, "snapshot checksum mismatch");
   }
-  if (count > kMaxEntries) return fail(Errc::invalid_argument, "too many snapshot entries", vkn::format("{}", count));
+  if (count > kMaxEntries)
+    return fail(Errc::invalid_argument, "too many snapshot entries", vkn::format("{}", count));
   protocol::Reader r(payload);
   std::vector<DurableImage> out;
   for (uint64_t i = 0; i < count && r.ok(); ++i) {
@@ -85,7 +89,8 @@ Result<std::vector<DurableImage>> decode_snapshot(std::span<const std::byte> fil
     for (uint32_t d = 0; d < rank && r.ok(); ++d) img.spec.shape.push_back(r.u64());
     img.spec.durable = true;
     const uint64_t n = r.u64();
-    if (r.ok() && (n != img.spec.bytes || n > r.remaining())) r.fail("entry data size does not match its buffer");
+    if (r.ok() && (n != img.spec.bytes || n > r.remaining()))
+      r.fail("entry data size does not match its buffer");
     if (!r.ok()) break;
     auto data = r.raw(n);
     img.data.assign(data.begin(), data.end());

@@ -29,6 +29,7 @@ std::vector<std::byte> encode_snapshot(const std::vector<DurableImage>& images);
 [[nodiscard]] Result<void> write_snapshot(FileOps& ops, const std::filesystem::path& path,
                                           const std::vector<DurableImage>& images);
 // Errors: not_found when there is no snapshot; invalid_argument when it is damaged; io_error.
-[[nodiscard]] Result<std::vector<DurableImage>> read_snapshot(FileOps& ops, const std::filesystem::path& path);
+[[nodiscard]] Result<std::vector<DurableImage>> read_snapshot(FileOps& ops,
+                                                              const std::filesystem::path& path);
 
 }  // namespace vkn::server

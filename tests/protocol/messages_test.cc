@@ -136,7 +136,8 @@ TEST(MessagesTest, RandomGarbageNeverCrashes) {
     for (int i = 0; i < 3000; ++i) {
       auto in = c.encoded;
       const int flips = 1 + rng() % 4;
-      for (int f = 0; f < flips && !in.empty(); ++f) in[rng() % in.size()] = static_cast<std::byte>(rng());
+      for (int f = 0; f < flips && !in.empty(); ++f)
+        in[rng() % in.size()] = static_cast<std::byte>(rng());
       Reader r(in, attachment);
       (void)c.decode(r);
     }

@@ -30,7 +30,8 @@ class FakeBackend final : public Backend {
     bool stopped = false;
     int persists = 0;
   };
-  explicit FakeBackend(std::shared_ptr<Shared> shared = std::make_shared<Shared>()) : s_(std::move(shared)) {}
+  explicit FakeBackend(std::shared_ptr<Shared> shared = std::make_shared<Shared>())
+      : s_(std::move(shared)) {}
 
   std::vector<NodeStatus> status() override {
     NodeStatus n;
@@ -49,8 +50,8 @@ class FakeBackend final : public Backend {
     k.builtin = true;
     return {k};
   }
-  Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant>, std::string_view,
-                                   Timeout) override {
+  Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant>,
+                                   std::string_view, Timeout) override {
     if (spirv.empty() || spirv[0] != 0x07230203) return fail(Errc::invalid_spirv, "bad magic");
     auto d = sha256({reinterpret_cast<const uint8_t*>(spirv.data()), spirv.size() * 4});
     KernelId id;
@@ -60,7 +61,8 @@ class FakeBackend final : public Backend {
   Result<void> create_buffer(std::string_view name, const BufferSpec& spec, Timeout) override {
     std::lock_guard lock(s_->mu);
     if (s_->buffers.count(std::string(name))) return fail(Errc::already_exists, "exists", name);
-    if (spec.bytes > (1ull << 30)) return fail(Errc::out_of_device_memory, "fake device holds 1 GiB");
+    if (spec.bytes > (1ull << 30))
+      return fail(Errc::out_of_device_memory, "fake device holds 1 GiB");
     s_->buffers[std::string(name)] = {spec, std::vector<std::byte>(spec.bytes), 0};
     return {};
   }
@@ -75,7 +77,8 @@ class FakeBackend final : public Backend {
     auto it = s_->buffers.find(std::string(name));
     if (it == s_->buffers.end()) return fail(Errc::not_found, "no buffer", name);
     auto& bytes = it->second.data;
-    if (offset > bytes.size() || data.size() > bytes.size() - offset) return fail(Errc::invalid_argument, "range");
+    if (offset > bytes.size() || data.size() > bytes.size() - offset)
+      return fail(Errc::invalid_argument, "range");
     std::memcpy(bytes.data() + offset, data.data(), data.size());
     ++it->second.writes;
     return {};
@@ -86,7 +89,8 @@ class FakeBackend final : public Backend {
     auto it = s_->buffers.find(std::string(name));
     if (it == s_->buffers.end()) return fail(Errc::not_found, "no buffer", name);
     auto& bytes = it->second.data;
-    if (offset > bytes.size() || out.size() > bytes.size() - offset) return fail(Errc::invalid_argument, "range");
+    if (offset > bytes.size() || out.size() > bytes.size() - offset)
+      return fail(Errc::invalid_argument, "range");
     std::memcpy(out.data(), bytes.data() + offset, out.size());
     return {};
   }
@@ -109,10 +113,12 @@ class FakeBackend final : public Backend {
         if (d->push.size() >= 4) std::memcpy(&ms, d->push.data(), 4);
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       } else if (auto* u = std::get_if<UploadStep>(&step)) {
-        if (auto r = write_buffer(u->buffer, u->offset, u->data, nullptr, {}); !r) return fail(r.error());
+        if (auto r = write_buffer(u->buffer, u->offset, u->data, nullptr, {}); !r)
+          return fail(r.error());
       } else if (auto* dl = std::get_if<DownloadStep>(&step)) {
         std::vector<std::byte> out(dl->bytes);
-        if (auto r = read_buffer(dl->buffer, dl->offset, out, nullptr, {}); !r) return fail(r.error());
+        if (auto r = read_buffer(dl->buffer, dl->offset, out, nullptr, {}); !r)
+          return fail(r.error());
         result.downloads.push_back(std::move(out));
       }
     }

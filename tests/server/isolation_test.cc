@@ -1,8 +1,8 @@
 // Users cannot see or touch each other's buffers and kernels, admin operations are
 // for admins, and the socket's mode keeps other users out. The second user is a
 // forked child that drops to an unused uid (tests run as root).
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +17,8 @@ constexpr uid_t kOtherUid = 54321;
 int as_other_user(const std::function<int()>& body) {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    if (::setgroups(0, nullptr) != 0 || ::setgid(kOtherUid) != 0 || ::setuid(kOtherUid) != 0) ::_exit(100);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kOtherUid) != 0 || ::setuid(kOtherUid) != 0)
+      ::_exit(100);
     ::_exit(body());
   }
   int status = 0;

@@ -16,8 +16,8 @@
 namespace vkn::server::testing {
 namespace {
 
-using std::chrono::milliseconds;
 using protocol::MessageType;
+using std::chrono::milliseconds;
 
 std::string reg(const std::string& name) { return "u" + std::to_string(::getuid()) + "/" + name; }
 
@@ -134,7 +134,8 @@ TEST_F(LifecycleTest, GracefulStopSnapshotsDurableBuffersAndRestartRestoresThem)
 
 TEST_F(LifecycleTest, CorruptSnapshotIsReportedAndSkipped) {
   std::filesystem::create_directories(dir_ / "state");
-  std::ofstream(dir_ / "state" / kSnapshotFileName) << "VKNSNAP1 but not really a snapshot at all, no no no";
+  std::ofstream(dir_ / "state" / kSnapshotFileName)
+      << "VKNSNAP1 but not really a snapshot at all, no no no";
   start_server();
   VKN_ASSERT_OK_AND_ASSIGN(client, connect());
   VKN_ASSERT_OK_AND_ASSIGN(status, client->status());
@@ -155,7 +156,8 @@ TEST_F(LifecycleTest, PeriodicSnapshotCapturesChanges) {
   for (int i = 0; i < 100 && !found; ++i) {
     std::this_thread::sleep_for(milliseconds(20));
     auto images = read_snapshot(posix_file_ops(), path);
-    found = images && images->size() == 1 && (*images)[0].data == std::vector<std::byte>(8, std::byte{3});
+    found = images && images->size() == 1 &&
+            (*images)[0].data == std::vector<std::byte>(8, std::byte{3});
   }
   EXPECT_TRUE(found);
 }

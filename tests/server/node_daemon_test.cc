@@ -32,7 +32,9 @@ Program slow_job(const KernelId& philox, const std::string& buffer, int steps) {
   Program p;
   for (int i = 0; i < steps; ++i) {
     const PhiloxPush push{kSlowJobElements, 1, 2, static_cast<uint32_t>(i), 0, 1};
-    p.steps.push_back(DispatchStep{philox, {NamedBinding{0, buffer, 0, 0}}, bytes_of(push),
+    p.steps.push_back(DispatchStep{philox,
+                                   {NamedBinding{0, buffer, 0, 0}},
+                                   bytes_of(push),
                                    {kSlowJobElements / kBuiltinWorkgroupSize, 1, 1}});
   }
   return p;
@@ -51,9 +53,11 @@ class NodeDaemonTest : public ServerFixture {
   pid_t spawn_daemon() {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      const std::string sock = socket(), state = (dir_ / "state").native(), cache = (dir_ / "cache").native();
-      ::execl(VKNODE_CLI, "vknode", "serve", "--socket", sock.c_str(), "--state-dir", state.c_str(), "--cache-dir",
-              cache.c_str(), "--snapshot-interval", "0", static_cast<char*>(nullptr));
+      const std::string sock = socket(), state = (dir_ / "state").native(),
+                        cache = (dir_ / "cache").native();
+      ::execl(VKNODE_CLI, "vknode", "serve", "--socket", sock.c_str(), "--state-dir", state.c_str(),
+              "--cache-dir", cache.c_str(), "--snapshot-interval", "0",
+              static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (int i = 0; i < 600; ++i) {
@@ -87,8 +91,11 @@ TEST_F(NodeDaemonTest, BuiltinKernelAndTransfersThroughTheDaemon) {
   VKN_ASSERT_OK(client->create_buffer("f", BufferSpec{kCount * 4, ElementType::u32, {kCount}}));
   VKN_ASSERT_OK_AND_ASSIGN(fill, client->builtin_kernel_id(BuiltinKernel::fill_u32));
   Program p;
-  p.steps.push_back(DispatchStep{fill, {NamedBinding{0, "f", 0, 0}}, bytes_of(FillPush{kCount, 0xabcd1234u}),
-                                 {(kCount + kBuiltinWorkgroupSize - 1) / kBuiltinWorkgroupSize, 1, 1}});
+  p.steps.push_back(
+      DispatchStep{fill,
+                   {NamedBinding{0, "f", 0, 0}},
+                   bytes_of(FillPush{kCount, 0xabcd1234u}),
+                   {(kCount + kBuiltinWorkgroupSize - 1) / kBuiltinWorkgroupSize, 1, 1}});
   p.steps.push_back(DownloadStep{"f", 0, 16});
   VKN_ASSERT_OK_AND_ASSIGN(result, client->exec(p));
   ASSERT_EQ(result.downloads.size(), 1u);
@@ -112,7 +119,8 @@ TEST_F(NodeDaemonTest, BuiltinKernelAndTransfersThroughTheDaemon) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, Errc::invalid_spirv);
   Program wrong;
-  wrong.steps.push_back(DispatchStep{fill, {}, bytes_of(FillPush{1, 0}), {1, 1, 1}});  // binding 0 missing
+  wrong.steps.push_back(
+      DispatchStep{fill, {}, bytes_of(FillPush{1, 0}), {1, 1, 1}});  // binding 0 missing
   auto w = client->exec(wrong);
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().code, Errc::invalid_argument);
@@ -126,7 +134,8 @@ TEST_F(NodeDaemonTest, DISABLED_SlowJobCalibration) {
   for (int steps : {1, 2, 4, 8}) {
     const auto start = std::chrono::steady_clock::now();
     auto r = client->exec(slow_job(philox, "s", steps));
-    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const auto ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::printf("%d steps: %.1f ms %s\n", steps, ms, r ? "" : r.error().to_string().c_str());
   }
 }
@@ -152,13 +161,15 @@ TEST_F(NodeDaemonTest, SigkillGivesNodeDeadAndANewDaemonStartsOnTheStaleSocket) 
   VKN_ASSERT_OK_AND_ASSIGN(philox, client->builtin_kernel_id(BuiltinKernel::philox_f32));
   VKN_ASSERT_OK(client->create_buffer("s", BufferSpec{kSlowJobElements * 4}));
   // A call in flight when the daemon dies.
-  auto inflight = std::async(std::launch::async, [&] { return client->exec(slow_job(philox, "s", 6)); });
+  auto inflight =
+      std::async(std::launch::async, [&] { return client->exec(slow_job(philox, "s", 6)); });
   std::this_thread::sleep_for(milliseconds(100));
   ::kill(daemon, SIGKILL);
   EXPECT_EQ(wait_exit(daemon), 128 + SIGKILL);
   auto r = inflight.get();
   if (r) {
-    std::puts("note: the slow job finished before the kill (a fast device); in-flight case not covered");
+    std::puts(
+        "note: the slow job finished before the kill (a fast device); in-flight case not covered");
   } else {
     EXPECT_EQ(r.error().code, Errc::node_dead) << r.error().to_string();
   }
@@ -181,7 +192,8 @@ TEST_F(NodeDaemonTest, SigtermSnapshotsDurableBuffersForTheNextDaemon) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i ^ 0x5a);
   {
     VKN_ASSERT_OK_AND_ASSIGN(client, connect());
-    VKN_ASSERT_OK(client->create_buffer("weights", BufferSpec{4096, ElementType::f32, {1024}, true}));
+    VKN_ASSERT_OK(
+        client->create_buffer("weights", BufferSpec{4096, ElementType::f32, {1024}, true}));
     VKN_ASSERT_OK(client->write_buffer("weights", 0, data));
     VKN_ASSERT_OK(client->create_buffer("scratch", BufferSpec{4096}));
   }

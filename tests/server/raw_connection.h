@@ -47,16 +47,19 @@ class RawConnection {
   }
 
   template <typename Message>
-  Result<void> send_message(protocol::MessageType type, uint64_t id, const Message& m, uint32_t timeout_ms = 0) {
+  Result<void> send_message(protocol::MessageType type, uint64_t id, const Message& m,
+                            uint32_t timeout_ms = 0) {
     protocol::Writer w;
     protocol::encode(w, m);
     return send(type, id, w.take(), timeout_ms);
   }
 
   // The next frame, or node_dead on EOF, or node_timeout when none comes in time.
-  Result<protocol::IncomingFrame> recv(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  Result<protocol::IncomingFrame> recv(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return fail(Errc::node_timeout, "no frame");
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+      return fail(Errc::node_timeout, "no frame");
     return protocol::recv_frame(fd_.get(), protocol::kMaxAttachment);
   }
 
@@ -68,7 +71,9 @@ class RawConnection {
   }
 
   Result<void> hello() {
-    if (auto r = send_message(protocol::MessageType::hello, 1, protocol::HelloRequest{1, 1, "raw"}); !r) return r;
+    if (auto r = send_message(protocol::MessageType::hello, 1, protocol::HelloRequest{1, 1, "raw"});
+        !r)
+      return r;
     auto reply = recv();
     if (!reply) return fail(reply.error());
     if (code_of(*reply) != Errc::ok) return fail(Errc::protocol_error, "hello refused");

@@ -93,8 +93,9 @@ TEST_F(RobustnessTest, MalformedPayloadIsAnsweredAndConnectionContinues) {
   VKN_ASSERT_OK_AND_ASSIGN(raw, RawConnection::open(socket()));
   VKN_ASSERT_OK(raw.hello());
   std::vector<std::byte> bad{std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{0x7f}};
-  for (auto type : {MessageType::create_buffer, MessageType::exec, MessageType::register_kernel,
-                    MessageType::write_buffer, MessageType::read_buffer, MessageType::list_buffers}) {
+  for (auto type :
+       {MessageType::create_buffer, MessageType::exec, MessageType::register_kernel,
+        MessageType::write_buffer, MessageType::read_buffer, MessageType::list_buffers}) {
     VKN_ASSERT_OK(raw.send(type, 11, bad));
     VKN_ASSERT_OK_AND_ASSIGN(reply, raw.recv());
     EXPECT_EQ(RawConnection::code_of(reply), Errc::protocol_error) << protocol::to_string(type);
@@ -152,10 +153,11 @@ TEST_F(RobustnessTest, ReplyFrameFromClientClosesConnection) {
 
 TEST_F(RobustnessTest, RandomFramesNeverCrashTheDaemon) {
   std::mt19937 rng(777);
-  const MessageType types[] = {MessageType::ping, MessageType::status, MessageType::register_kernel,
-                               MessageType::list_kernels, MessageType::create_buffer, MessageType::write_buffer,
-                               MessageType::read_buffer, MessageType::delete_buffer, MessageType::list_buffers,
-                               MessageType::exec};
+  const MessageType types[] = {
+      MessageType::ping,         MessageType::status,        MessageType::register_kernel,
+      MessageType::list_kernels, MessageType::create_buffer, MessageType::write_buffer,
+      MessageType::read_buffer,  MessageType::delete_buffer, MessageType::list_buffers,
+      MessageType::exec};
   VKN_ASSERT_OK_AND_ASSIGN(raw, RawConnection::open(socket()));
   VKN_ASSERT_OK(raw.hello());
   for (int i = 0; i < 300; ++i) {

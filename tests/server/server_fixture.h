@@ -23,12 +23,14 @@ namespace vkn::server::testing {
     ASSERT_TRUE(vkn_r.has_value()) << vkn_r.error().to_string(); \
   } while (0)
 
-#define VKN_ASSERT_OK_AND_ASSIGN(lhs, expr)                                   \
-  auto lhs##_result = (expr);                                               \
+#define VKN_ASSERT_OK_AND_ASSIGN(lhs, expr)                                  \
+  auto lhs##_result = (expr);                                                \
   ASSERT_TRUE(lhs##_result.has_value()) << lhs##_result.error().to_string(); \
   auto lhs = std::move(*lhs##_result)
 
-inline std::vector<uint32_t> fake_spirv(uint32_t salt) { return {0x07230203u, 0x00010000u, salt, 7, 0}; }
+inline std::vector<uint32_t> fake_spirv(uint32_t salt) {
+  return {0x07230203u, 0x00010000u, salt, 7, 0};
+}
 
 inline std::vector<std::byte> u32_bytes(uint32_t v) {
   std::vector<std::byte> out(4);
@@ -39,7 +41,8 @@ inline std::vector<std::byte> u32_bytes(uint32_t v) {
 // An exec that the FakeBackend runs for `ms` milliseconds, logging `buffer`.
 inline Program slow_program(const KernelId& kernel, const std::string& buffer, uint32_t ms) {
   Program p;
-  p.steps.push_back(DispatchStep{kernel, {NamedBinding{0, buffer, 0, 0}}, u32_bytes(ms), {1, 1, 1}});
+  p.steps.push_back(
+      DispatchStep{kernel, {NamedBinding{0, buffer, 0, 0}}, u32_bytes(ms), {1, 1, 1}});
   return p;
 }
 
@@ -65,7 +68,9 @@ class ServerFixture : public ::testing::Test {
     o.socket_mode = 0666;
     o.snapshot_interval = std::chrono::milliseconds(0);
     auto shared = fake_;
-    o.TEST_backend = [shared]() -> Result<std::unique_ptr<Backend>> { return std::make_unique<FakeBackend>(shared); };
+    o.TEST_backend = [shared]() -> Result<std::unique_ptr<Backend>> {
+      return std::make_unique<FakeBackend>(shared);
+    };
     return o;
   }
 
@@ -85,7 +90,8 @@ class ServerFixture : public ::testing::Test {
 
   std::string socket() const { return (dir_ / "vknode.sock").native(); }
 
-  Result<std::unique_ptr<Client>> connect(std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
+  Result<std::unique_ptr<Client>> connect(
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     ClientOptions o;
     o.socket_path = socket();
     o.name = "test";

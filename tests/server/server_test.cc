@@ -72,7 +72,8 @@ TEST_F(ServerTest, RangeAndNameErrorsAreReported) {
   auto r = client->read_buffer("r", 17, 0);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::invalid_argument);
-  for (const std::string& bad : std::vector<std::string>{"", "a b", "..\\x", std::string(101, 'x'), "x\n"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a b", "..\\x", std::string(101, 'x'), "x\n"}) {
     auto c = client->create_buffer(bad, BufferSpec{16});
     ASSERT_FALSE(c) << bad;
     EXPECT_EQ(c.error().code, Errc::invalid_argument) << bad;
@@ -80,7 +81,8 @@ TEST_F(ServerTest, RangeAndNameErrorsAreReported) {
   auto zero = client->create_buffer("z", BufferSpec{0});
   ASSERT_FALSE(zero);
   EXPECT_EQ(zero.error().code, Errc::invalid_argument);
-  auto both = client->create_buffer("d", BufferSpec{16, ElementType::bytes, {}, true}, BufferScope::session);
+  auto both = client->create_buffer("d", BufferSpec{16, ElementType::bytes, {}, true},
+                                    BufferScope::session);
   ASSERT_FALSE(both);
   EXPECT_EQ(both.error().code, Errc::invalid_argument);
 }
@@ -124,7 +126,7 @@ TEST_F(ServerTest, ExecMapsNamesAndReturnsDownloads) {
   VKN_ASSERT_OK_AND_ASSIGN(kernel, client->register_kernel(spirv, {}, "slow"));
   Program p = slow_program(kernel, "x", 0);
   p.steps.push_back(UploadStep{"x", 0, pattern(2u << 20, 3)});  // through a memfd
-  p.steps.push_back(DownloadStep{"x", 0, 2u << 20});             // and back in one
+  p.steps.push_back(DownloadStep{"x", 0, 2u << 20});            // and back in one
   p.steps.push_back(DownloadStep{"x", 100, 10});
   VKN_ASSERT_OK_AND_ASSIGN(result, client->exec(p));
   ASSERT_EQ(result.downloads.size(), 2u);
@@ -198,7 +200,8 @@ TEST_F(ServerTest, OneConnectionCarriesConcurrentRequests) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {
-        if (i % 2 == 0 ? client->ping().has_value() : client->exec(slow_program(kernel, "s", 1)).has_value()) {
+        if (i % 2 == 0 ? client->ping().has_value()
+                       : client->exec(slow_program(kernel, "s", 1)).has_value()) {
           ok.fetch_add(1);
         }
       }

@@ -1,10 +1,9 @@
 // Unit tests of the daemon's pieces: FairQueue, UserTable, snapshot format.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <random>
-
-#include <unistd.h>
 
 #include "server/fair_queue.h"
 #include "server/mapping_cache.h"
@@ -51,7 +50,8 @@ TEST(FairQueueTest, DropClientRemovesOnlyItsItems) {
 
 TEST(UserTableTest, NamesAreNamespacedAndChecked) {
   EXPECT_EQ(*UserTable::registry_name(1000, "a/b.c:d-e_f"), "u1000/a/b.c:d-e_f");
-  for (std::string_view bad : {"", "a b", "a\\b", "\xff", "x*"}) EXPECT_FALSE(UserTable::registry_name(1, bad));
+  for (std::string_view bad : {"", "a b", "a\\b", "\xff", "x*"})
+    EXPECT_FALSE(UserTable::registry_name(1, bad));
   EXPECT_FALSE(UserTable::registry_name(1, std::string(101, 'a')));
   EXPECT_TRUE(UserTable::registry_name(1, std::string(100, 'a')));
   auto parsed = UserTable::parse_registry_name("u42/x/y");
@@ -80,7 +80,8 @@ TEST(UserTableTest, QuotasAndReservations) {
   t.cancel_buffer("u1/b");
   EXPECT_EQ(t.usage(1).bytes, 60u);
   EXPECT_EQ(t.usage(1).buffers, 1u);
-  EXPECT_EQ(t.reserve_buffer(1, "u1/huge", UINT64_MAX, false, 0).error().code, Errc::quota_exceeded);
+  EXPECT_EQ(t.reserve_buffer(1, "u1/huge", UINT64_MAX, false, 0).error().code,
+            Errc::quota_exceeded);
 }
 
 TEST(UserTableTest, ConnectionIdleAfterCloseTriggersCleanup) {
@@ -153,8 +154,10 @@ TEST(MappingCacheTest, KeepsAFewAndRefusesUnsealed) {
 }
 
 std::vector<DurableImage> sample_images() {
-  DurableImage a{"u0/a", BufferSpec{8, ElementType::u32, {2}, true}, std::vector<std::byte>(8, std::byte{1})};
-  DurableImage b{"u1000/b", BufferSpec{3, ElementType::bytes, {}, true}, std::vector<std::byte>(3, std::byte{2})};
+  DurableImage a{"u0/a", BufferSpec{8, ElementType::u32, {2}, true},
+                 std::vector<std::byte>(8, std::byte{1})};
+  DurableImage b{"u1000/b", BufferSpec{3, ElementType::bytes, {}, true},
+                 std::vector<std::byte>(3, std::byte{2})};
   return {a, b};
 }
 

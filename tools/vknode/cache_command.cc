@@ -57,7 +57,8 @@ int cache_command(Args args) {
     } else if (action.empty() && (a == "path" || a == "persist" || a == "clear")) {
       action = a;
     } else {
-      std::fprintf(stderr, "vknode cache: unknown or incomplete argument '%s'\n\n%s", args[i], kCacheHelp);
+      std::fprintf(stderr, "vknode cache: unknown or incomplete argument '%s'\n\n%s", args[i],
+                   kCacheHelp);
       return kExitUsage;
     }
   }

@@ -17,11 +17,17 @@ class JsonWriter {
   JsonWriter& begin_array(std::string_view key = {});
   JsonWriter& end_array();
   JsonWriter& field(std::string_view key, std::string_view value);
-  JsonWriter& field(std::string_view key, const char* value) { return field(key, std::string_view(value)); }
+  JsonWriter& field(std::string_view key, const char* value) {
+    return field(key, std::string_view(value));
+  }
   JsonWriter& field(std::string_view key, uint64_t value);
   JsonWriter& field(std::string_view key, int64_t value);
-  JsonWriter& field(std::string_view key, int value) { return field(key, static_cast<int64_t>(value)); }
-  JsonWriter& field(std::string_view key, uint32_t value) { return field(key, static_cast<uint64_t>(value)); }
+  JsonWriter& field(std::string_view key, int value) {
+    return field(key, static_cast<int64_t>(value));
+  }
+  JsonWriter& field(std::string_view key, uint32_t value) {
+    return field(key, static_cast<uint64_t>(value));
+  }
   JsonWriter& field(std::string_view key, double value);
   JsonWriter& field(std::string_view key, bool value);
   const std::string& str() const { return out_; }

@@ -42,21 +42,25 @@ int parse_common(const char* command, const char* help, Args args, CommonOptions
     } else if ((a == "--count" || a == "-c") && has_value && allow_count) {
       o->count = std::max(1, std::atoi(args[++i]));
     } else {
-      std::fprintf(stderr, "vknode %s: unknown or incomplete option '%s'\n\n%s", command, args[i], help);
+      std::fprintf(stderr, "vknode %s: unknown or incomplete option '%s'\n\n%s", command, args[i],
+                   help);
       return kExitUsage;
     }
   }
   return kExitOk;
 }
 
-std::unique_ptr<Client> connect_or_report(const char* command, const CommonOptions& o, int* exit_code) {
+std::unique_ptr<Client> connect_or_report(const char* command, const CommonOptions& o,
+                                          int* exit_code) {
   ClientOptions co;
   co.socket_path = o.socket;
   co.name = std::string("vknode ") + command;
   auto c = Client::connect(co);
   if (!c) {
     std::fprintf(stderr, "vknode %s: %s\n", command, c.error().to_string().c_str());
-    *exit_code = c.error().code == Errc::node_dead || c.error().code == Errc::not_found ? kExitNoDaemon : kExitFailure;
+    *exit_code = c.error().code == Errc::node_dead || c.error().code == Errc::not_found
+                     ? kExitNoDaemon
+                     : kExitFailure;
     return nullptr;
   }
   return std::move(*c);
@@ -139,32 +143,38 @@ void status_table(const DaemonStatus& s) {
   std::printf("  live %-4s ready %s\n", s.live ? "yes" : "no", s.ready ? "yes" : "no");
   std::printf("  socket     %s\n  state dir  %s\n", s.socket_path.c_str(), s.state_dir.c_str());
   std::printf("  clients    %llu connected, %llu queued, %llu running\n",
-              static_cast<unsigned long long>(s.connections), static_cast<unsigned long long>(s.queued_requests),
+              static_cast<unsigned long long>(s.connections),
+              static_cast<unsigned long long>(s.queued_requests),
               static_cast<unsigned long long>(s.running_requests));
   std::printf("  requests   %llu answered, %llu errors, %llu over quota\n",
-              static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.request_errors),
+              static_cast<unsigned long long>(s.requests),
+              static_cast<unsigned long long>(s.request_errors),
               static_cast<unsigned long long>(s.rejected_quota));
   std::printf("  snapshots  %llu written%s%s\n", static_cast<unsigned long long>(s.snapshots),
               s.last_snapshot_error.empty() ? "" : ", last error: ", s.last_snapshot_error.c_str());
   std::puts("");
-  std::puts(vkn::format("  {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", "node", "health", "device",
-                        "execs", "errors", "resets", "buffers", "registry", "cache hit/miss")
+  std::puts(vkn::format("  {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", "node",
+                        "health", "device", "execs", "errors", "resets", "buffers", "registry",
+                        "cache hit/miss")
                 .c_str());
   for (const NodeStatus& d : s.devices) {
     std::puts(vkn::format("  {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", d.name,
-                          protocol::health_name(d.health), d.device_name.substr(0, 28), d.exec_count, d.errors,
-                          d.device_resets, d.buffer_count,
+                          protocol::health_name(d.health), d.device_name.substr(0, 28),
+                          d.exec_count, d.errors, d.device_resets, d.buffer_count,
                           human_bytes(d.registry_bytes) + " / " + human_bytes(d.registry_budget),
                           vkn::format("{}/{}", d.cache_hits, d.cache_misses))
                   .c_str());
     if (!d.last_error.empty()) std::printf("    last error: %s\n", d.last_error.c_str());
   }
   const UserUsage& u = s.usage;
-  std::printf("\n  you (uid %u): %llu buffers of %llu, %s of %s, %llu requests in flight of %llu, %llu kernels\n",
-              u.uid, static_cast<unsigned long long>(u.buffers), static_cast<unsigned long long>(u.quota_buffers),
-              human_bytes(u.bytes).c_str(), u.quota_bytes ? human_bytes(u.quota_bytes).c_str() : "the node's budget",
-              static_cast<unsigned long long>(u.queued), static_cast<unsigned long long>(u.quota_queued),
-              static_cast<unsigned long long>(u.kernels));
+  std::printf(
+      "\n  you (uid %u): %llu buffers of %llu, %s of %s, %llu requests in flight of %llu, %llu "
+      "kernels\n",
+      u.uid, static_cast<unsigned long long>(u.buffers),
+      static_cast<unsigned long long>(u.quota_buffers), human_bytes(u.bytes).c_str(),
+      u.quota_bytes ? human_bytes(u.quota_bytes).c_str() : "the node's budget",
+      static_cast<unsigned long long>(u.queued), static_cast<unsigned long long>(u.quota_queued),
+      static_cast<unsigned long long>(u.kernels));
 }
 
 }  // namespace
@@ -209,7 +219,8 @@ int ping_command(Args args) {
   if (!client) return code;
   for (int i = 0; i < o.count; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    if (auto r = client->ping(RequestOptions{std::chrono::seconds(5)}); !r) return report("ping", r.error());
+    if (auto r = client->ping(RequestOptions{std::chrono::seconds(5)}); !r)
+      return report("ping", r.error());
     const double us =
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
     std::printf("pong from pid %u: %.1f us\n", client->daemon().daemon_pid, us);
@@ -252,14 +263,14 @@ int buffers_command(Args args) {
     std::puts(j.str().c_str());
     return kExitOk;
   }
-  std::puts(vkn::format("{:<40} {:>12} {:<6} {:<9} {:>8} {:>8}", "name", "bytes", "type", "lifetime", "writes",
-                        "owner")
+  std::puts(vkn::format("{:<40} {:>12} {:<6} {:<9} {:>8} {:>8}", "name", "bytes", "type",
+                        "lifetime", "writes", "owner")
                 .c_str());
   for (const BufferListEntry& e : *list) {
     const char* life = e.info.spec.durable ? "durable" : e.session ? "session" : "daemon";
     std::puts(vkn::format("{:<40} {:>12} {:<6} {:<9} {:>8} {:>8}{}", e.info.name, e.info.spec.bytes,
-                          protocol::element_type_name(e.info.spec.element), life, e.info.writes, e.owner_uid,
-                          e.info.lost ? "  LOST" : "")
+                          protocol::element_type_name(e.info.spec.element), life, e.info.writes,
+                          e.owner_uid, e.info.lost ? "  LOST" : "")
                   .c_str());
   }
   return kExitOk;
@@ -291,8 +302,8 @@ int kernels_command(Args args) {
     return kExitOk;
   }
   for (const KernelEntry& k : *list) {
-    std::printf("%s  %-8s %s\n", to_hex(std::span<const uint8_t>(k.id)).c_str(), k.builtin ? "builtin" : "yours",
-                k.name.c_str());
+    std::printf("%s  %-8s %s\n", to_hex(std::span<const uint8_t>(k.id)).c_str(),
+                k.builtin ? "builtin" : "yours", k.name.c_str());
   }
   return kExitOk;
 }

@@ -94,7 +94,8 @@ int serve_command(Args args) {
     } else if (a == "--snapshot-interval" && number(&n)) {
       options.snapshot_interval = std::chrono::seconds(n);
     } else {
-      std::fprintf(stderr, "vknode serve: unknown or incomplete option '%s'\n\n%s", args[i], kServeHelp);
+      std::fprintf(stderr, "vknode serve: unknown or incomplete option '%s'\n\n%s", args[i],
+                   kServeHelp);
       return kExitUsage;
     }
   }

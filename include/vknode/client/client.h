@@ -112,26 +112,33 @@ class Client {
   [[nodiscard]] Result<void> create_buffer(std::string_view name, const BufferSpec& spec,
                                            BufferScope scope = BufferScope::daemon,
                                            const RequestOptions& options = {});
-  [[nodiscard]] Result<void> delete_buffer(std::string_view name, const RequestOptions& options = {});
-  [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset, std::span<const std::byte> data,
+  [[nodiscard]] Result<void> delete_buffer(std::string_view name,
+                                           const RequestOptions& options = {});
+  [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset,
+                                          std::span<const std::byte> data,
                                           const RequestOptions& options = {});
   // bytes == 0 reads to the end of the buffer (at most 1 GiB; give `bytes` for more).
-  [[nodiscard]] Result<std::vector<std::byte>> read_buffer(std::string_view name, uint64_t offset = 0,
-                                                           uint64_t bytes = 0, const RequestOptions& options = {});
+  [[nodiscard]] Result<std::vector<std::byte>> read_buffer(std::string_view name,
+                                                           uint64_t offset = 0, uint64_t bytes = 0,
+                                                           const RequestOptions& options = {});
   // Reads out.size() bytes into `out` (one copy, from the daemon's memfd).
-  [[nodiscard]] Result<void> read_buffer_into(std::string_view name, uint64_t offset, std::span<std::byte> out,
+  [[nodiscard]] Result<void> read_buffer_into(std::string_view name, uint64_t offset,
+                                              std::span<std::byte> out,
                                               const RequestOptions& options = {});
   // Zero-copy transfers through `shared` (its first `bytes`; 0: all of it).
-  [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset, const SharedBuffer& shared,
-                                          uint64_t bytes = 0, const RequestOptions& options = {});
-  [[nodiscard]] Result<void> read_buffer(std::string_view name, uint64_t offset, SharedBuffer& shared,
-                                         uint64_t bytes = 0, const RequestOptions& options = {});
+  [[nodiscard]] Result<void> write_buffer(std::string_view name, uint64_t offset,
+                                          const SharedBuffer& shared, uint64_t bytes = 0,
+                                          const RequestOptions& options = {});
+  [[nodiscard]] Result<void> read_buffer(std::string_view name, uint64_t offset,
+                                         SharedBuffer& shared, uint64_t bytes = 0,
+                                         const RequestOptions& options = {});
   // This user's buffers; all users' (names "u<uid>/<name>") for an admin.
-  [[nodiscard]] Result<std::vector<BufferListEntry>> list_buffers(bool all_users = false,
-                                                                  const RequestOptions& options = {});
+  [[nodiscard]] Result<std::vector<BufferListEntry>> list_buffers(
+      bool all_users = false, const RequestOptions& options = {});
 
   // As vkn::exec: buffer names are this user's; kernels must be this user's or built-ins.
-  [[nodiscard]] Result<ProgramResult> exec(const Program& program, const RequestOptions& options = {});
+  [[nodiscard]] Result<ProgramResult> exec(const Program& program,
+                                           const RequestOptions& options = {});
 
   // Admin (root or the daemon's uid). Returns the cache file's path.
   [[nodiscard]] Result<std::string> persist_pipeline_cache(const RequestOptions& options = {});

@@ -20,11 +20,11 @@ struct DaemonHello {
   uint16_t protocol_version = 0;  // the version both sides speak on this connection
   std::string daemon_version;     // vknode's version string
   uint32_t daemon_pid = 0;
-  uint32_t peer_uid = 0;          // the client as the daemon sees it (SO_PEERCRED)
-  bool peer_is_admin = false;     // may call shutdown and persist
-  uint32_t max_payload = 0;       // inline frame limit
-  uint64_t shm_threshold = 0;     // blobs from this size travel in a memfd
-  uint64_t max_attachment = 0;    // largest memfd the daemon accepts
+  uint32_t peer_uid = 0;        // the client as the daemon sees it (SO_PEERCRED)
+  bool peer_is_admin = false;   // may call shutdown and persist
+  uint32_t max_payload = 0;     // inline frame limit
+  uint64_t shm_threshold = 0;   // blobs from this size travel in a memfd
+  uint64_t max_attachment = 0;  // largest memfd the daemon accepts
 };
 
 // The caller's usage against its quotas.
@@ -54,10 +54,10 @@ struct DaemonStatus {
   uint64_t connections = 0;
   uint64_t queued_requests = 0;  // waiting in the daemon's fair queues
   uint64_t running_requests = 0;
-  uint64_t requests = 0;         // answered so far
-  uint64_t request_errors = 0;   // of which answered with an error
-  uint64_t rejected_quota = 0;   // answered quota_exceeded
-  uint64_t snapshots = 0;        // durable-buffer snapshots written
+  uint64_t requests = 0;        // answered so far
+  uint64_t request_errors = 0;  // of which answered with an error
+  uint64_t rejected_quota = 0;  // answered quota_exceeded
+  uint64_t snapshots = 0;       // durable-buffer snapshots written
   std::string last_snapshot_error;
   std::vector<NodeStatus> devices;
   UserUsage usage;  // the caller's
