@@ -30,12 +30,13 @@ constexpr uint32_t kNoProposal = 0xffffffffu;
 constexpr size_t kTransposeTile = 64;
 using Clock = std::chrono::steady_clock;
 
-// fn(0) ... fn(n - 1), over up to hardware_concurrency() threads when `parallel` (large blocks
-// of draws), else inline.
+// fn(0) ... fn(n - 1), over up to hardware_concurrency() threads when `parallel` (large blocks)
+// and the machine has at least 8 cores, else inline: on small machines the driver's and the
+// node's threads already compete for the cores, and measured conversions got slower.
 template <typename Fn>
 void parallel_for(size_t n, bool parallel, Fn&& fn) {
-  const size_t threads =
-      parallel ? std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  const unsigned cores = std::thread::hardware_concurrency();
+  const size_t threads = parallel && cores >= 8 ? std::min<size_t>(n, cores) : 1;
   if (threads <= 1) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
@@ -346,8 +347,10 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
   // [chain][i] to [i][chain] in tiles of chains, so that both sides stay in cache.
-  for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
-    const size_t c1 = std::min(C, c0 + kTransposeTile);
+  const size_t tiles = (C + kTransposeTile - 1) / kTransposeTile;
+  const bool big = C * d >= (1u << 18);  // worth threads
+  parallel_for(tiles, big, [&](size_t tile) {
+    const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
     for (size_t i = 0; i < d; ++i) {
       for (size_t c = c0; c < c1; ++c) {
         q.set(i * C + c, states[c].q[i]);
@@ -355,7 +358,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
         metric.set(i * C + c, states[c].inv_metric[i]);
       }
     }
-  }
+  });
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
     scalars.set(c, s.lp);
@@ -434,20 +437,20 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       }
     });
   }
-  for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
-    const size_t c1 = std::min(C, c0 + kTransposeTile);
+  parallel_for(tiles, big, [&](size_t tile) {
+    const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
     for (size_t i = 0; i < d; ++i) {
       for (size_t c = c0; c < c1; ++c) {
         states[c].q[i] = real_at(dl[0], i * C + c, f64);
         states[c].grad[i] = real_at(dl[1], i * C + c, f64);
       }
     }
-  }
+  });
   for (size_t c = 0; c < C; ++c) {
     states[c].lp = real_at(dl[2], c, f64);
     states[c].iteration += static_cast<uint32_t>(iters);
   }
-  for (size_t t = 0; t < iters; ++t) {  // stats in download order
+  parallel_for(iters, iters * C >= (1u << 16), [&](size_t t) {  // stats in download order
     const size_t base = t * kStatWords * C;
     TransitionStats* row = &out.stats[(out_first + t) * C];
     for (size_t c = 0; c < C; ++c) row[c].lp = real_at(dl[3], base + c, f64);
@@ -460,7 +463,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       row[c].divergent = (flags & 1u) != 0;
       row[c].accepted = (flags & 2u) != 0;
     }
-  }
+  });
   if (proposals) {
     const auto& pd = dl[request.keep_draws ? 5 : 4];
     for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
