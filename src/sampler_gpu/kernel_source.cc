@@ -345,16 +345,8 @@ std::string transition_buffers(Precision p) {
 }
 
 std::string transition_source(const Model& model, Precision p, uint32_t wg) {
-  const std::string real = p == Precision::f64 ? "double" : "float";
   std::string s = header(model, p, wg);
-  s += buffer(kBindQ, "", real, "qv");
-  s += buffer(kBindGrad, "", real, "gv");
-  s += buffer(kBindMetric, "readonly", real, "mv");
-  s += buffer(kBindScalars, "", real, "sv");
-  s += buffer(kBindCounters, "readonly", "uint", "cnt");
-  s += buffer(kBindStats, "writeonly", real, "stv");
-  s += buffer(kBindDraws, "writeonly", real, "dv");
-  s += buffer(kBindProposals, "writeonly", real, "pv");
+  s += transition_buffers(p);
   s += glsl_with_real(kTransitionMain, p);
   return s;
 }
@@ -381,7 +373,6 @@ SeparableLayout separable_layout(size_t d, uint32_t subgroup_size) {
 }
 
 std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
-  const std::string real = p == Precision::f64 ? "double" : "float";
   std::string s =
       header(model, p, l.threads_per_chain * l.chains_per_group,
              l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
@@ -389,14 +380,7 @@ std::string separable_transition_source(const Model& model, Precision p, const S
                              : "");
   s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n",
                    l.threads_per_chain, l.chains_per_group, l.per_thread);
-  s += buffer(kBindQ, "", real, "qv");
-  s += buffer(kBindGrad, "", real, "gv");
-  s += buffer(kBindMetric, "readonly", real, "mv");
-  s += buffer(kBindScalars, "", real, "sv");
-  s += buffer(kBindCounters, "readonly", "uint", "cnt");
-  s += buffer(kBindStats, "writeonly", real, "stv");
-  s += buffer(kBindDraws, "writeonly", real, "dv");
-  s += buffer(kBindProposals, "writeonly", real, "pv");
+  s += transition_buffers(p);
   s += glsl_with_real(kSeparableMain, p);
   return s;
 }
