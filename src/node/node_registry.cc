@@ -167,12 +167,18 @@ KernelId builtin_kernel_id(BuiltinKernel kernel) { return kernel_id(builtin_spir
 Result<void> create_buffer(std::string_view name, const BufferSpec& spec, const CallOptions& call) {
   return with_node([n = std::string(name), spec](Context& ctx) -> Result<void> {
     if (auto r = ctx.buffers().create(ctx.device(), n, spec); !r) return r;
-    auto b = ctx.buffers().get_for_write(n);
-    if (!b) return fail(b.error());
-    // New buffers read as zeros, matching the host mirror of durable ones.
-    if (auto r = ctx.stream().record_fill(**b, 0, (*b)->size() / 4 * 4, 0); !r) return r;
-    if (!ctx.stream().has_open_batch()) return {};
-    return ctx.submit_and_wait();
+    // New buffers read as zeros, matching the host mirror of durable ones. A create
+    // whose zero-fill fails (a lost device) is undone, so that the caller's error
+    // leaves no entry behind to block the name.
+    auto zero = [&]() -> Result<void> {
+      auto b = ctx.buffers().get_for_write(n);
+      if (!b) return fail(b.error());
+      if (auto r = ctx.stream().record_fill(**b, 0, (*b)->size() / 4 * 4, 0); !r) return r;
+      if (!ctx.stream().has_open_batch()) return {};
+      return ctx.submit_and_wait();
+    }();
+    if (!zero) (void)ctx.buffers().remove(n);
+    return zero;
   }, call);
 }
 
