@@ -19,7 +19,8 @@ supp=$top/tests/reliability/sanitizers
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
+# die_after_fork=0: the isolation tests fork a second user that then starts client threads.
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:suppressions=$supp/tsan.supp"
 
 configure() {  # dir, extra cmake args...
   local dir=$1
@@ -52,8 +53,11 @@ run_tsan() {
   local targets=(vknode vknode_node_tests vknode_server_tests vknode_reliability_tests)
   timed "tsan build" cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
   # The threaded layers: node worker/supervisor, daemon I/O and workers, client reader.
+  # Not the tests that fork a second user who then starts client threads: TSan cannot
+  # follow a multi-threaded fork ("dup thread with used id"); ASan and the normal build run them.
   timed "tsan tests" ctest --test-dir "$dir" --output-on-failure -j 1 --timeout 900 \
-    -R "${TSAN_TESTS:-^(NodeTest|NodeFaultsTest|ServerTest|LifecycleTest|RobustnessTest|SchedulingTest|IsolationTest|NodeDaemonTest|DaemonFaultsTest|DaemonRealNodeFaultsTest|FairQueueTest|UserTableTest)\.}"
+    -R "${TSAN_TESTS:-^(NodeTest|NodeFaultsTest|ServerTest|LifecycleTest|RobustnessTest|SchedulingTest|NodeDaemonTest|DaemonFaultsTest|DaemonRealNodeFaultsTest|FairQueueTest|UserTableTest)\.}" \
+    -E "SecondUserCannotReach"
 }
 
 run_fuzz() {

@@ -156,7 +156,12 @@ TEST_F(DaemonFaultsTest, ThousandConnectDisconnectCyclesLeakNoDescriptorsOrMemor
   std::printf("1000 cycles: fds %d -> %d, RSS %lu -> %lu KiB\n", fds_before, fds_after,
               static_cast<unsigned long>(rss_before), static_cast<unsigned long>(rss_after));
   EXPECT_EQ(fds_after, fds_before);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizers hold freed memory in quarantine, so RSS says nothing here; the
+  // leak checker at exit does that job.
+#else
   EXPECT_LT(rss_after, rss_before + 16 * 1024) << "RSS grew by more than 16 MiB over 1000 cycles";
+#endif
   VKN_ASSERT_OK_AND_ASSIGN(status, observer->status());
   EXPECT_EQ(status.connections, 1u);
   EXPECT_EQ(status.running_requests, 0u);
