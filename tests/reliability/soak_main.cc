@@ -168,7 +168,12 @@ class Soak {
     // A session buffer per connection (the old one is freed when its connection closes).
     int generation = 0;
     std::string scratch = tag + "-scratch0";
-    auto make_scratch = [&] { return client->create_buffer(scratch, BufferSpec{16384}, BufferScope::session); };
+    bool scratch_ok = false;  // false after a create that failed (e.g. a lost device)
+    auto make_scratch = [&] {
+      auto r = client->create_buffer(scratch, BufferSpec{16384}, BufferScope::session);
+      scratch_ok = r.has_value();
+      return r;
+    };
     if (auto r = make_scratch(); !r) return violation("create scratch: " + r.error().to_string());
     auto fill_id = client->builtin_kernel_id(BuiltinKernel::fill_u32);
     auto spin_id = client->builtin_kernel_id(BuiltinKernel::spin);
@@ -177,6 +182,10 @@ class Soak {
 
     while (Clock::now() < end_) {
       const Op op = static_cast<Op>(std::discrete_distribution<int>({10, 15, 20, 20, 6, 10, 5, 4, 2})(rng));
+      if (!scratch_ok && (op == kExec || op == kExecDeadline)) {
+        (void)client->delete_buffer(scratch);
+        if (!make_scratch()) continue;
+      }
       const auto t0 = Clock::now();
       std::optional<Error> err;
       bool deadline = false;
