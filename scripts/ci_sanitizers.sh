@@ -41,9 +41,12 @@ run_asan() {
   mkdir -p "$dir"
   configure "$dir" -DVKNODE_SANITIZE=address,undefined
   timed "asan build" cmake --build "$dir" -j "$jobs"
-  # Every suite but the soak (the normal build runs it) and the timing-calibration tests.
+  # Every suite but the soak (the normal build runs it) and the tests that fork a second
+  # user who then starts client threads: gcc 12's ASan allocator can be left locked in a
+  # child forked from a multi-threaded process (seen once as a 300 s hang); the normal
+  # build runs them.
   timed "asan tests" ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900 \
-    -LE soak ${ASAN_TESTS:+-R "$ASAN_TESTS"}
+    -LE soak -E "IsolationTest|SecondUserCannotReach" ${ASAN_TESTS:+-R "$ASAN_TESTS"}
 }
 
 run_tsan() {
