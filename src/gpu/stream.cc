@@ -425,48 +425,46 @@ bool Stream::is_idle() {
   return true;
 }
 
-Result<void> Stream::upload(const Buffer& dst, uint64_t offset, std::span<const std::byte> data,
-                            std::chrono::nanoseconds timeout) {
-  if (auto r = dst.check_range(offset, data.size()); !r) return r;
+namespace {
+
+// Records `total` bytes as batches of at most `chunk` (record(done, n) adds one), submits
+// each at once so that host copies overlap GPU copies, then waits for all of them.
+template <typename RecordChunk>
+Result<void> transfer_in_chunks(Stream& stream, uint64_t total, uint64_t chunk, std::chrono::nanoseconds timeout,
+                                RecordChunk&& record) {
   const auto deadline = Clock::now() + timeout;
-  const uint64_t chunk = transfer_chunk();
   std::vector<Ticket> tickets;
-  for (uint64_t done = 0; done < data.size(); done += chunk) {
-    const uint64_t n = std::min<uint64_t>(chunk, data.size() - done);
-    if (auto r = record_upload(dst, offset + done, data.subspan(done, n)); !r) {
-      discard_open_batch();
+  for (uint64_t done = 0; done < total; done += chunk) {
+    if (auto r = record(done, std::min<uint64_t>(chunk, total - done)); !r) {
+      stream.discard_open_batch();
       return r;
     }
-    auto t = submit();
+    auto t = stream.submit();
     if (!t) return fail(t.error());
     tickets.push_back(*t);
   }
   for (Ticket t : tickets) {
-    if (auto r = wait(t, deadline - Clock::now()); !r) return r;
+    if (auto r = stream.wait(t, deadline - Clock::now()); !r) return r;
   }
   return {};
+}
+
+}  // namespace
+
+Result<void> Stream::upload(const Buffer& dst, uint64_t offset, std::span<const std::byte> data,
+                            std::chrono::nanoseconds timeout) {
+  if (auto r = dst.check_range(offset, data.size()); !r) return r;
+  return transfer_in_chunks(*this, data.size(), transfer_chunk(), timeout, [&](uint64_t done, uint64_t n) {
+    return record_upload(dst, offset + done, data.subspan(done, n));
+  });
 }
 
 Result<void> Stream::download(const Buffer& src, uint64_t offset, std::span<std::byte> out,
                               std::chrono::nanoseconds timeout) {
   if (auto r = src.check_range(offset, out.size()); !r) return r;
-  const auto deadline = Clock::now() + timeout;
-  const uint64_t chunk = transfer_chunk();
-  std::vector<Ticket> tickets;
-  for (uint64_t done = 0; done < out.size(); done += chunk) {
-    const uint64_t n = std::min<uint64_t>(chunk, out.size() - done);
-    if (auto r = record_download(src, offset + done, out.subspan(done, n)); !r) {
-      discard_open_batch();
-      return r;
-    }
-    auto t = submit();
-    if (!t) return fail(t.error());
-    tickets.push_back(*t);
-  }
-  for (Ticket t : tickets) {
-    if (auto r = wait(t, deadline - Clock::now()); !r) return r;
-  }
-  return {};
+  return transfer_in_chunks(*this, out.size(), transfer_chunk(), timeout, [&](uint64_t done, uint64_t n) {
+    return record_download(src, offset + done, out.subspan(done, n));
+  });
 }
 
 StreamStats Stream::stats() const {
