@@ -65,6 +65,14 @@ void WelfordVariance::add(std::span<const double> x) {
   }
 }
 
+WelfordVariance WelfordVariance::from_moments(size_t n, std::vector<double> mean, std::vector<double> m2) {
+  WelfordVariance w;
+  w.n_ = n;
+  w.mean_ = std::move(mean);
+  w.m2_ = std::move(m2);
+  return w;
+}
+
 void WelfordVariance::merge(const WelfordVariance& o) {
   if (o.n_ == 0) return;
   if (n_ == 0) {
@@ -96,17 +104,29 @@ void WelfordVariance::restart() {
   std::fill(m2_.begin(), m2_.end(), 0.0);
 }
 
-void ChEES::update(size_t chains, size_t d, std::span<const double> q, std::span<const double> q_prop,
-                   std::span<const double> v_prop, std::span<const double> accept, std::span<const double> t,
-                   double min_t, double max_t) {
-  std::vector<double> mean(d, 0.0), mean_prop(d, 0.0);
+Result<void> ChEES::update(size_t chains, size_t d, std::span<const double> q, std::span<const double> q_prop,
+                           std::span<const double> v_prop, std::span<const double> accept, std::span<const double> t,
+                           double min_t, double max_t, const SumOverProcesses& sum) {
+  // Sums first, then one division: the same arithmetic whether the chains are in one process or many.
+  std::vector<double> sums(2 * d + 1, 0.0);  // sum q, sum q', chain count
   for (size_t c = 0; c < chains; ++c) {
     for (size_t i = 0; i < d; ++i) {
-      mean[i] += q[c * d + i] / static_cast<double>(chains);
-      mean_prop[i] += q_prop[c * d + i] / static_cast<double>(chains);
+      sums[i] += q[c * d + i];
+      sums[d + i] += q_prop[c * d + i];
     }
   }
-  double num = 0, den = 0;
+  sums[2 * d] = static_cast<double>(chains);
+  if (sum) {
+    if (auto r = sum(sums); !r) return r;
+  }
+  const double all = sums[2 * d];
+  if (!(all > 0)) return {};
+  std::vector<double> mean(d), mean_prop(d);
+  for (size_t i = 0; i < d; ++i) {
+    mean[i] = sums[i] / all;
+    mean_prop[i] = sums[d + i] / all;
+  }
+  double weighted[2] = {0, 0};  // sum a_c g_c, sum a_c
   for (size_t c = 0; c < chains; ++c) {
     double sq = 0, sq_prop = 0, dot = 0;
     for (size_t i = 0; i < d; ++i) {
@@ -117,16 +137,20 @@ void ChEES::update(size_t chains, size_t d, std::span<const double> q, std::span
     }
     const double g = t[c] * (sq_prop - sq) * dot;
     if (!std::isfinite(g) || !(accept[c] > 0)) continue;
-    num += accept[c] * g;
-    den += accept[c];
+    weighted[0] += accept[c] * g;
+    weighted[1] += accept[c];
   }
-  if (den <= 0) return;
-  const double g = num / den;
+  if (sum) {
+    if (auto r = sum(weighted); !r) return r;
+  }
+  if (weighted[1] <= 0) return {};
+  const double g = weighted[0] / weighted[1];
   ++updates_;
   v_ = beta2_ * v_ + (1 - beta2_) * g * g;
   const double v_hat = v_ / (1 - std::pow(beta2_, updates_));
   log_t_ += rate_ * g / (std::sqrt(v_hat) + 1e-8);
   log_t_ = std::clamp(log_t_, std::log(min_t), std::log(max_t));
+  return {};
 }
 
 uint32_t ChEES::steps(uint32_t iteration, double mean_step_size, uint32_t max_steps) const {

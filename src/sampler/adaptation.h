@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
+
+#include "vknode/error.h"
 
 namespace vkn::sampler::detail {
 
@@ -52,10 +55,14 @@ class WindowSchedule {
 class WelfordVariance {
  public:
   explicit WelfordVariance(size_t d = 0) : mean_(d, 0.0), m2_(d, 0.0) {}
+  // An estimator in the state another one reported (count, mean, m2), e.g. from another process.
+  static WelfordVariance from_moments(size_t n, std::vector<double> mean, std::vector<double> m2);
   void add(std::span<const double> x);
   // Merges another estimator's samples (Chan et al.), for pooling chains.
   void merge(const WelfordVariance& other);
   size_t count() const { return n_; }
+  const std::vector<double>& mean() const { return mean_; }
+  const std::vector<double>& m2() const { return m2_; }  // sum of squared deviations
   // Stan's regularized sample variance: (n / (n + 5)) var + 1e-3 (5 / (n + 5)).
   std::vector<double> regularized_variance() const;
   void restart();
@@ -64,6 +71,10 @@ class WelfordVariance {
   size_t n_ = 0;
   std::vector<double> mean_, m2_;
 };
+
+// Adds a vector over every process of a run split over processes, in place (chain_group.h);
+// nothing to do for a run in one process.
+using SumOverProcesses = std::function<Result<void>(std::span<double>)>;
 
 // ChEES adaptation of the trajectory length T over chains.
 class ChEES {
@@ -74,9 +85,11 @@ class ChEES {
   // One Adam step on log T from an iteration of `chains` chains in `d` dimensions: points before
   // the transition, proposals and their velocities ([chain][d]), acceptance probabilities, and
   // each chain's trajectory time t_c = K eps_c. Lengths are clamped to [min_t, max_t].
-  void update(size_t chains, size_t d, std::span<const double> q, std::span<const double> q_prop,
-              std::span<const double> v_prop, std::span<const double> accept, std::span<const double> t,
-              double min_t, double max_t);
+  // With `sum` the chains are this process's share and the means and the gradient run over
+  // every process's chains (its errors come back; T is then unchanged).
+  Result<void> update(size_t chains, size_t d, std::span<const double> q, std::span<const double> q_prop,
+                      std::span<const double> v_prop, std::span<const double> accept, std::span<const double> t,
+                      double min_t, double max_t, const SumOverProcesses& sum = {});
   // Leapfrog steps for iteration `iteration`: max(1, ceil(halton(iteration) T / eps)), capped.
   uint32_t steps(uint32_t iteration, double mean_step_size, uint32_t max_steps) const;
 

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "sampler/adaptation.h"
+#include "sampler/chain_collective.h"
 #include "sampler/hmc_init.h"
 #include "util/strformat.h"
 
@@ -18,12 +19,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double mean_step_size(const std::vector<ChainState>& states) {
-  double s = 0;
-  for (const auto& st : states) s += st.step_size;
-  return s / static_cast<double>(states.size());
-}
-
 // Warm-up state that lives only for the adaptation phase.
 struct Adaptation {
   std::vector<detail::DualAveraging> dual;
@@ -33,34 +28,69 @@ struct Adaptation {
 };
 
 // Ends a slow window: new inverse metrics from the variance estimates.
-void update_metrics(const SamplerConfig& config, Adaptation& a, std::vector<ChainState>& states) {
+Result<void> update_metrics(const SamplerConfig& config, detail::ChainCollective& group, Adaptation& a,
+                            std::vector<ChainState>& states) {
   if (config.metric_pooled) {
-    detail::WelfordVariance pooled = a.variance[0];
-    for (size_t c = 1; c < states.size(); ++c) pooled.merge(a.variance[c]);
-    const auto var = pooled.regularized_variance();
+    auto pooled = group.pooled(a.variance);
+    if (!pooled) return fail(pooled.error());
+    const auto var = pooled->regularized_variance();
     for (auto& s : states) s.inv_metric = var;
   } else {
     for (size_t c = 0; c < states.size(); ++c) states[c].inv_metric = a.variance[c].regularized_variance();
   }
   for (auto& v : a.variance) v.restart();
+  return {};
 }
 
-Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config, std::vector<ChainState>& states,
-                    SampleResult& result) {
+// Stan's metric windows: feeds the variance estimates, and at a window's end sets the new
+// metrics and restarts step-size adaptation around the heuristic's new step sizes.
+Result<void> adapt_metric(detail::BackendSwitch& backend, const SamplerConfig& config, detail::ChainCollective& group,
+                          Adaptation& a, uint32_t t, std::vector<ChainState>& states) {
+  if (a.windows.in_window()) {
+    for (size_t c = 0; c < states.size(); ++c) a.variance[c].add(states[c].q);
+  }
+  if (a.windows.end_of_window()) {
+    a.windows.compute_next_window();
+    if (auto r = update_metrics(config, group, a, states); !r) return r;
+    if (config.adapt_step_size) {
+      if (auto r = detail::init_step_sizes(backend, philox_key(config.seed), t + 1, states); !r) return r;
+      for (size_t c = 0; c < states.size(); ++c) a.dual[c].restart(states[c].step_size);
+    }
+  }
+  a.windows.next();
+  return {};
+}
+
+Result<void> finish_step_sizes(const SamplerConfig& config, detail::ChainCollective& group, Adaptation& a,
+                               std::vector<ChainState>& states) {
+  if (!config.adapt_step_size || config.warmup == 0) return {};
+  for (size_t c = 0; c < states.size(); ++c) states[c].step_size = a.dual[c].final_step_size();
+  if (!config.step_size_pooled) return {};
+  auto mean = group.mean_step_size(states);
+  if (!mean) return fail(mean.error());
+  for (auto& s : states) s.step_size = *mean;
+  return {};
+}
+
+Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config, detail::ChainCollective& group,
+                    std::vector<ChainState>& states, SampleResult& result) {
   const size_t chains = states.size(), d = states[0].q.size();
   const PhiloxKey key = philox_key(config.seed);
   if (config.adapt_step_size && config.warmup > 0) {
     if (auto r = detail::init_step_sizes(backend, key, 0, states); !r) return r;
   }
+  // Only ChEES needs the mean step size during warm-up (it sets K for every chain of the group).
+  auto eps = group.mean_step_size(states);
+  if (!eps) return fail(eps.error());
   Adaptation a{std::vector<detail::DualAveraging>(chains, detail::DualAveraging(config.target_accept)),
                detail::WindowSchedule(config.warmup), std::vector<detail::WelfordVariance>(chains, detail::WelfordVariance(d)),
-               detail::ChEES(config.steps * mean_step_size(states))};
+               detail::ChEES(config.steps * *eps)};
   for (size_t c = 0; c < chains; ++c) a.dual[c].restart(states[c].step_size);
 
   AdvanceOutput out;
   std::vector<double> q_before, accept(chains), time(chains);
   for (uint32_t t = 0; t < config.warmup; ++t) {
-    const uint32_t k = config.adapt_steps ? a.chees.steps(t, mean_step_size(states), config.max_steps) : config.steps;
+    const uint32_t k = config.adapt_steps ? a.chees.steps(t, *eps, config.max_steps) : config.steps;
     if (config.adapt_steps) {
       q_before.resize(chains * d);
       for (size_t c = 0; c < chains; ++c) {
@@ -78,44 +108,36 @@ Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config,
       if (config.adapt_step_size) states[c].step_size = a.dual[c].learn(st.accept_stat);
     }
     if (config.adapt_metric && a.windows.enabled()) {
-      if (a.windows.in_window()) {
-        for (size_t c = 0; c < chains; ++c) a.variance[c].add(states[c].q);
-      }
-      if (a.windows.end_of_window()) {
-        a.windows.compute_next_window();
-        update_metrics(config, a, states);
-        if (config.adapt_step_size) {
-          if (auto r = detail::init_step_sizes(backend, key, t + 1, states); !r) return r;
-          for (size_t c = 0; c < chains; ++c) a.dual[c].restart(states[c].step_size);
-        }
-      }
-      a.windows.next();
+      if (auto r = adapt_metric(backend, config, group, a, t, states); !r) return r;
     }
     if (config.adapt_steps) {
-      const double eps = mean_step_size(states);
-      a.chees.update(chains, d, q_before, out.proposal_q, out.proposal_velocity, accept, time, eps,
-                     std::max(eps, config.max_steps * eps));
+      if (eps = group.mean_step_size(states); !eps) return fail(eps.error());
+      auto r = a.chees.update(chains, d, q_before, out.proposal_q, out.proposal_velocity, accept, time, *eps,
+                              std::max(*eps, config.max_steps * *eps), group.sum_function());
+      if (!r) return r;
     }
     if (config.progress) config.progress(t + 1, config.warmup + config.draws);
   }
-  if (config.adapt_step_size && config.warmup > 0) {
-    for (size_t c = 0; c < chains; ++c) states[c].step_size = a.dual[c].final_step_size();
-  }
-  result.trajectory_length = config.adapt_steps ? a.chees.length() : config.steps * mean_step_size(states);
+  if (auto r = finish_step_sizes(config, group, a, states); !r) return r;
+  if (eps = group.mean_step_size(states); !eps) return fail(eps.error());
+  result.trajectory_length = config.adapt_steps ? a.chees.length() : config.steps * *eps;
   return {};
 }
 
 Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, const SamplerConfig& config,
-                          std::vector<ChainState>& states, SampleResult& result) {
+                          detail::ChainCollective& group, std::vector<ChainState>& states, SampleResult& result) {
   const size_t chains = states.size(), d = model.dimension(), np = result.num_params();
   const detail::ChEES jitter(std::max(result.trajectory_length, 1e-300));
+  // Step sizes are fixed from here on: one mean for the whole group.
+  auto eps = group.mean_step_size(states);
+  if (!eps) return fail(eps.error());
   AdvanceOutput out;
   for (uint32_t done = 0; done < config.draws;) {
     const uint32_t n = std::min(config.block_size, config.draws - done);
     std::vector<uint32_t> steps(n, config.steps);
     if (config.adapt_steps) {
       for (uint32_t i = 0; i < n; ++i) {
-        steps[i] = jitter.steps(config.warmup + done + i, mean_step_size(states), config.max_steps);
+        steps[i] = jitter.steps(config.warmup + done + i, *eps, config.max_steps);
       }
     }
     const AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
@@ -168,7 +190,12 @@ Result<void> validate(const SamplerConfig& config, const Model& model) {
   if (!config.init.empty() && config.init.size() != model.dimension()) {
     return bad("init", vkn::format("has {} values for dimension {}", config.init.size(), model.dimension()));
   }
-  if (config.adapt_steps && config.chains < 2) return bad("adapt_steps", "(ChEES) needs at least 2 chains");
+  const uint64_t total_chains = config.group ? config.group->total_chains() : config.chains;
+  if (uint64_t{config.first_chain} + config.chains > total_chains) {
+    return bad("first_chain", vkn::format("{} + {} chains exceeds the group's {} chains", config.first_chain,
+                                          config.chains, total_chains));
+  }
+  if (config.adapt_steps && total_chains < 2) return bad("adapt_steps", "(ChEES) needs at least 2 chains");
   if (uint64_t{config.warmup} + config.draws > 0xFFFFFFFFull) return bad("warmup + draws", "must fit 32 bits");
   return {};
 }
@@ -200,18 +227,20 @@ Result<SampleResult> sample(const Model& model, const SamplerConfig& config, Lea
     states[c].grad.assign(d, 0.0);
     states[c].inv_metric.assign(d, 1.0);
     states[c].step_size = config.step_size;
-    states[c].chain = static_cast<uint32_t>(c);
+    states[c].chain = config.first_chain + static_cast<uint32_t>(c);
   }
+  result.first_chain = config.first_chain;
+  detail::ChainCollective group(config.group);
   const auto start = Clock::now();
   if (auto r = detail::initialize_chains(*backend, config, states); !r) return fail(r.error());
-  if (auto r = warmup(*backend, config, states, result); !r) return fail(r.error());
+  if (auto r = warmup(*backend, config, group, states, result); !r) return fail(r.error());
   result.warmup_seconds = seconds_since(start);
   for (const auto& s : states) {
     result.adapted_step_size.push_back(s.step_size);
     result.inv_metric.push_back(s.inv_metric);
   }
   const auto sampling_start = Clock::now();
-  if (auto r = draw_samples(*backend, model, config, states, result); !r) return fail(r.error());
+  if (auto r = draw_samples(*backend, model, config, group, states, result); !r) return fail(r.error());
   result.sampling_seconds = seconds_since(sampling_start);
   result.backend = std::string(backend->active_name());
   result.fallback_reason = backend->fallback_reason();

@@ -69,7 +69,7 @@ TEST(ChEESTest, LengthGrowsWhenTrajectoriesAreTooShort) {
   // Two chains moving apart along their velocity: longer trajectories would help.
   ChEES chees(1.0);
   const std::vector<double> q = {-1, 1}, q_prop = {-1.5, 1.5}, v = {-1, 1}, accept = {1, 1}, t = {1, 1};
-  for (int i = 0; i < 10; ++i) chees.update(2, 1, q, q_prop, v, accept, t, 0.1, 100);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(chees.update(2, 1, q, q_prop, v, accept, t, 0.1, 100));
   EXPECT_GT(chees.length(), 1.2);
   EXPECT_LE(chees.length(), 100);
 }

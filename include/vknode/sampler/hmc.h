@@ -24,10 +24,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "vknode/error.h"
+#include "vknode/sampler/chain_group.h"
 #include "vknode/sampler/leapfrog_backend.h"
 #include "vknode/sampler/model.h"
 
@@ -49,11 +51,19 @@ struct SamplerConfig {
   bool adapt_step_size = true;
   bool adapt_metric = true;
   bool metric_pooled = false;
+  // After warm-up every chain samples with the mean of the adapted step sizes (over the whole
+  // group), as when one metric is shared; useful with many short chains.
+  bool step_size_pooled = false;
   bool adapt_steps = false;       // ChEES
   unsigned threads = 0;           // CPU threads; 0: hardware concurrency
   uint32_t block_size = 100;      // sampling iterations per backend call
   double init_radius = 2.0;       // initial q uniform in (-r, r); 0: start at init
   std::vector<double> init;       // optional initial point (size d), used when non-empty
+  // A run split over processes: this process runs `chains` chains with global indices
+  // first_chain, first_chain + 1, ...; `group` (borrowed; null: this process alone) joins the
+  // cross-chain parts of warm-up with the other processes (chain_group.h).
+  uint32_t first_chain = 0;
+  ChainGroup* group = nullptr;
   // Called after every iteration with (done, total); may be empty.
   std::function<void(uint32_t, uint32_t)> progress;
 };
@@ -71,6 +81,7 @@ struct SampleResult {
   // Per chain, after warm-up.
   std::vector<double> adapted_step_size;
   std::vector<std::vector<double>> inv_metric;
+  uint32_t first_chain = 0;      // global index of chain 0 (SamplerConfig::first_chain)
   double trajectory_length = 0;  // adapted (ChEES) or steps * mean step size
   uint32_t warmup = 0;
   uint32_t steps = 0;            // configured K
@@ -88,6 +99,12 @@ struct SampleResult {
   // All draws of one output value as [chain][draw].
   std::vector<double> param_draws(size_t param) const;
 };
+
+// Joins results of disjoint chain slices of one run (e.g. from MPI ranks), in the order given:
+// chains follow one another, counters add up, times are the slowest part's, backends and
+// fallback reasons are listed. invalid_argument if the parts disagree on draws, parameters,
+// warm-up or steps, or if their chains do not follow one another (first_chain).
+Result<SampleResult> concatenate_chains(std::span<const SampleResult> parts);
 
 // Checks a configuration against a model (invalid_argument naming the field).
 Result<void> validate(const SamplerConfig& config, const Model& model);
