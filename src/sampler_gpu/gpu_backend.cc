@@ -16,7 +16,6 @@
 #include "sampler_gpu/kernel_source.h"
 #include "util/log.h"
 #include "util/strformat.h"
-#include "vknode/gpu/device.h"
 
 namespace vkn::sampler {
 
@@ -111,6 +110,7 @@ std::string unique_prefix() {
 struct GpuLeapfrogBackend::Impl {
   const Model& model;
   GpuBackendOptions options;
+  std::shared_ptr<NodeTarget> target;  // never null
   std::string prefix;
   std::string name;
   size_t d = 0;
@@ -131,8 +131,8 @@ struct GpuLeapfrogBackend::Impl {
     bytes = std::max<uint64_t>(bytes, 16);
     auto it = sizes.find(buffer_name);
     if (it != sizes.end() && it->second >= bytes) return {};
-    (void)delete_buffer(buffer_name, options.call);
-    if (auto r = create_buffer(buffer_name, BufferSpec{bytes}, options.call); !r) return r;
+    (void)target->delete_buffer(buffer_name);
+    if (auto r = target->create_buffer(buffer_name, BufferSpec{bytes}); !r) return r;
     sizes[buffer_name] = bytes;
     return {};
   }
@@ -145,8 +145,8 @@ struct GpuLeapfrogBackend::Impl {
     return b;
   }
 
-  Result<ProgramResult> run(const Program& p, uint32_t dispatches) {
-    auto r = exec(p, options.call);
+  Result<ProgramResult> run(Program&& p, uint32_t dispatches) {
+    auto r = target->exec(std::move(p));
     if (!r) {
       sizes.clear();
       return fail(r.error());
@@ -165,10 +165,8 @@ struct GpuLeapfrogBackend::Impl {
 GpuLeapfrogBackend::GpuLeapfrogBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 GpuLeapfrogBackend::~GpuLeapfrogBackend() {
-  for (const auto& [buffer_name, bytes] : impl_->sizes)
-    (void)delete_buffer(buffer_name, impl_->options.call);
-  for (const auto& buffer_name : impl_->data_names)
-    (void)delete_buffer(buffer_name, impl_->options.call);
+  for (const auto& [buffer_name, bytes] : impl_->sizes) (void)impl_->target->delete_buffer(buffer_name);
+  for (const auto& buffer_name : impl_->data_names) (void)impl_->target->delete_buffer(buffer_name);
 }
 
 std::string_view GpuLeapfrogBackend::name() const { return impl_->name; }
@@ -193,49 +191,21 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   impl->prefix = unique_prefix();
   impl->d = model.dimension();
   impl->f64 = options.precision == Precision::f64;
-  struct DeviceFacts {
-    std::string name;
-    bool float64 = false;
-    bool cpu = false;
-    uint64_t max_range = 0;
-    uint32_t arithmetic_subgroup = 0;  // subgroup size when compute shaders have subgroupAdd
-    uint32_t shared_bytes = 0;         // maxComputeSharedMemorySize
-    uint32_t max_invocations = 0;      // maxComputeWorkGroupInvocations
-  };
-  auto facts = with_node(
-      [](Context& c) {
-        const DeviceInfo& info = c.device().info();
-        VkPhysicalDeviceSubgroupProperties sg{};
-        sg.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
-        VkPhysicalDeviceProperties2 props{};
-        props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
-        props.pNext = &sg;
-        vkGetPhysicalDeviceProperties2(c.device().physical_device(), &props);
-        const bool arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0 &&
-                                (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
-        return DeviceFacts{info.name,
-                           info.has_float64,
-                           info.type == VK_PHYSICAL_DEVICE_TYPE_CPU,
-                           info.max_storage_buffer_range,
-                           arithmetic ? sg.subgroupSize : 0u,
-                           props.properties.limits.maxComputeSharedMemorySize,
-                           props.properties.limits.maxComputeWorkGroupInvocations};
-      },
-      options.call);
+  impl->target = options.target ? options.target : make_in_process_target(options.call);
+  auto facts = impl->target->device();
   if (!facts) return fail(facts.error());
   if (impl->f64 && !facts->float64)
     return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
-  impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_range);
+  impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_storage_buffer_range);
   if (options.TEST_max_buffer_bytes > 0) {
     impl->max_buffer_bytes = std::min(impl->max_buffer_bytes, options.TEST_max_buffer_bytes);
   }
 
-  // Compile both kernels, cached beside the node's pipeline cache.
+  // Compile both kernels here (cached beside the node's pipeline cache when the target knows
+  // it), then register the SPIR-V.
   ShaderCompileOptions co;
-  if (auto st = status(options.call.node); st && !st->cache_path.empty()) {
-    co.cache_dir = std::filesystem::path(st->cache_path).parent_path();
-  }
+  co.cache_dir = facts->shader_cache_dir;
   const auto t0 = std::chrono::steady_clock::now();
   co.name = "hmc_transition.comp";
   std::string source;
@@ -243,9 +213,9 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
                           (options.kernel == KernelChoice::automatic && !facts->cpu);
   const auto logistic = specialize ? detail::logistic_structure(model) : std::nullopt;
   // Leave a little shared memory to the driver; 48 KiB is what every NVIDIA and AMD part has.
-  const size_t shared_limit = std::min<size_t>(facts->shared_bytes, 49152) - 512;
+  const size_t shared_limit = std::min<size_t>(facts->shared_memory_bytes, 49152) - 512;
   const detail::LogisticLayout logistic_layout =
-      detail::logistic_layout(impl->d, options.precision, shared_limit, facts->max_invocations);
+      detail::logistic_layout(impl->d, options.precision, shared_limit, facts->max_workgroup_invocations);
   if (specialize && detail::is_separable(model.glsl({options.precision}))) {
     const detail::SeparableLayout layout =
         detail::separable_layout(impl->d, facts->arithmetic_subgroup);
@@ -270,27 +240,32 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   impl->stats.compile_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   impl->stats.shader_from_cache = transition->from_cache && trajectory->from_cache;
-  auto tid = register_kernel(transition->spirv, {}, "hmc_transition", options.call);
+  auto tid = impl->target->register_kernel(transition->spirv, "hmc_transition");
   if (!tid) return fail(tid.error());
-  auto jid = register_kernel(trajectory->spirv, {}, "hmc_trajectory", options.call);
+  auto jid = impl->target->register_kernel(trajectory->spirv, "hmc_trajectory");
   if (!jid) return fail(jid.error());
   impl->transition = *tid;
   impl->trajectory = *jid;
 
-  // Data sets: uploaded once, durable so that they survive a device reset.
+  // Data sets: uploaded once, durable so that they survive a device reset. The backend owns
+  // them from here on, so that a failed upload deletes what was created.
+  std::unique_ptr<GpuLeapfrogBackend> backend(new GpuLeapfrogBackend(std::move(impl)));
+  Impl& m = *backend->impl_;
   for (const DataBuffer& db : model.data_buffers()) {
-    const std::string name = impl->prefix + "data." + db.name;
+    const std::string name = m.prefix + "data." + db.name;
     BufferSpec spec{std::max<uint64_t>(db.values.size() * 4, 16), ElementType::bytes, {}, true};
-    if (auto r = create_buffer(name, spec, options.call); !r) return fail(r.error());
-    impl->data_names.push_back(name);
+    (void)m.target->delete_buffer(name);  // one left by a crashed process with this pid
+    if (auto r = m.target->create_buffer(name, spec); !r) return fail(r.error());
+    m.data_names.push_back(name);
     if (!db.values.empty()) {
-      if (auto r = write_buffer(name, 0, std::as_bytes(std::span(db.values)), options.call); !r)
+      if (auto r = m.target->write_buffer(name, 0, std::as_bytes(std::span(db.values))); !r)
         return fail(r.error());
     }
   }
-  log(LogLevel::info, "sampler: {} {} kernels ready in {:.3f} s{}", impl->name, impl->stats.kernel,
-      impl->stats.compile_seconds, impl->stats.shader_from_cache ? " (shader cache)" : "");
-  return std::unique_ptr<GpuLeapfrogBackend>(new GpuLeapfrogBackend(std::move(impl)));
+  log(LogLevel::info, "sampler: {} {} kernels ready on {} in {:.3f} s{}", m.name, m.stats.kernel,
+      m.target->describe(), m.stats.compile_seconds,
+      m.stats.shader_from_cache ? " (shader cache)" : "");
+  return backend;
 }
 
 Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states,
@@ -421,7 +396,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   if (request.keep_draws) p.download(buf("draws"), 0, draw_bytes);
   if (proposals) p.download(buf("proposals"), 0, prop_bytes);
   const auto t_exec = Clock::now();
-  auto result = run(p, dispatches);
+  auto result = run(std::move(p), dispatches);
   if (!result) return fail(result.error());
   const double exec_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
   const auto& dl = result->downloads;
@@ -550,7 +525,7 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
   prog.download(m.buf("t.p"), 0, out_bytes);
   prog.download(m.buf("t.grad"), 0, out_bytes);
   prog.download(m.buf("t.lp"), 0, points * rb);
-  auto result = m.run(prog, 1);
+  auto result = m.run(std::move(prog), 1);
   if (!result) return fail(result.error());
   const auto& dl = result->downloads;
   b.q.resize(points * d);

@@ -4,16 +4,19 @@
 // dispatch), compiles it at run time with shaderc (cached on disk by content hash), registers it
 // on the node and uploads model.data_buffers() once into durable registry buffers. advance()
 // is then one node Program per call: upload states, one dispatch per
-// max_iterations_per_dispatch iterations, download states, stats and draws in one block. The node is reached in-process by name (CallOptions::node); node errors
-// come back unchanged, so the driver's fallback to the CPU (is_fallback_error) applies.
+// max_iterations_per_dispatch iterations, download states, stats and draws in one block. The
+// node is reached through a NodeTarget (node_target.h): in-process by name (CallOptions::node,
+// the default), or through the machine's daemon (daemon_target.h). Node and daemon errors come
+// back unchanged, so the driver's fallback to the CPU (is_fallback_error) applies.
 //
 // Draws versus the CPU backend: the same transition and the same Philox streams (accept and
 // jitter uniforms bit-identical), but f32 arithmetic (or f64 with GPU transcendentals) and
 // GLSL's sin/cos in the momentum normals, so trajectories drift apart by rounding: GPU and CPU
 // runs with one seed are statistically equal, not identical (see docs/sampler.md).
 //
-// Owns its registry buffers (deleted on destruction, names prefixed "sampler.<id>."); borrows
-// the model, which must outlive it. Used by one thread at a time, like every backend.
+// Owns its registry buffers (deleted on destruction, names prefixed "sampler.<pid>.<n>."; the
+// shader is always compiled in this process); shares its target; borrows the model, which
+// must outlive it. Used by one thread at a time, like every backend.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,7 @@
 #include "vknode/node/node.h"
 #include "vknode/sampler/leapfrog_backend.h"
 #include "vknode/sampler/model.h"
+#include "vknode/sampler/node_target.h"
 
 namespace vkn::sampler {
 
@@ -41,7 +45,10 @@ enum class KernelChoice {
 
 struct GpuBackendOptions {
   Precision precision = Precision::f32;  // f64 requires the device's shaderFloat64
-  CallOptions call;                      // which node, deadline per call
+  CallOptions call;                      // which node, deadline per call (in-process target)
+  // Where the node is: null, the in-process node `call` names (make_in_process_target(call));
+  // else this target (e.g. make_daemon_target), and `call` is not used.
+  std::shared_ptr<NodeTarget> target;
   // Chains per workgroup: one warp, so that a few thousand chains still spread over every SM.
   uint32_t workgroup_size = 32;
   // Iterations per dispatch (a block of more iterations is split into several dispatches of one
