@@ -53,7 +53,7 @@ std::string header(const SampleResult& r, uint32_t chain, const CsvMetadata& m) 
   line(vkn::format("        stepsize = {}", c.step_size));
   line(vkn::format("        stepsize_jitter = {}", c.step_size_jitter));
   line(vkn::format("    num_chains = {}", r.chains));
-  line(vkn::format("id = {}", chain + 1));
+  line(vkn::format("id = {}", r.first_chain + chain + 1));
   line(vkn::format("init = {}", c.init_radius));
   line("random");
   line(vkn::format("  seed = {}", c.seed));
@@ -105,7 +105,7 @@ Result<std::vector<std::filesystem::path>> write_cmdstan_csvs(const std::filesys
   std::vector<std::filesystem::path> paths;
   for (uint32_t c = 0; c < result.chains; ++c) {
     std::filesystem::path path = prefix;
-    path += vkn::format("_{}.csv", c + 1);
+    path += vkn::format("_{}.csv", result.first_chain + c + 1);
     const std::string text = format_cmdstan_csv(result, c, meta);
     const auto bytes = std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size());
     if (auto r = write_file_atomically(posix_file_ops(), path, bytes); !r) return fail(r.error());

@@ -26,11 +26,12 @@ struct CsvMetadata {
   int sig_figs = 9;       // significant digits of real values
 };
 
-// The whole file for one chain (0-based `chain`; CmdStan's id is chain + 1).
+// The whole file for one chain (0-based `chain` of the result; CmdStan's id is
+// result.first_chain + chain + 1).
 // Requires: chain < result.chains.
 std::string format_cmdstan_csv(const SampleResult& result, uint32_t chain, const CsvMetadata& meta);
 
-// Writes "<prefix>_<id>.csv" for every chain (id = chain + 1), each atomically; returns the
+// Writes "<prefix>_<id>.csv" for every chain (id = first_chain + chain + 1), each atomically; returns the
 // paths. io_error or not_found (missing directory) from the file system.
 Result<std::vector<std::filesystem::path>> write_cmdstan_csvs(const std::filesystem::path& prefix,
                                                              const SampleResult& result, const CsvMetadata& meta);
