@@ -45,7 +45,7 @@ class Client::Impl {
     std::shared_ptr<ClientConnection> conn = std::move(*fresh);
     for (const KernelRecord& k : kernels_) {
       // Best effort: a kernel that fails now fails again, with its error, at exec.
-      (void)register_on(*conn, k, Clock::now() + options_.connect_timeout);
+      (void)register_on(*conn, k, Clock::now() + options_.connect_timeout, options_.device);
     }
     conn_ = conn;
     return conn;
@@ -64,6 +64,23 @@ class Client::Impl {
     return options_.shm_threshold ? options_.shm_threshold : hello().shm_threshold;
   }
 
+  // The device node a request goes to: requests that touch no node always name 0.
+  uint32_t device_for(MessageType type, const RequestOptions& o) const {
+    switch (type) {
+      case MessageType::register_kernel:
+      case MessageType::create_buffer:
+      case MessageType::write_buffer:
+      case MessageType::read_buffer:
+      case MessageType::delete_buffer:
+      case MessageType::list_buffers:
+      case MessageType::exec:
+      case MessageType::persist_cache:
+        return o.device.value_or(options_.device);
+      default:
+        return 0;
+    }
+  }
+
   // Sends one request and returns its reply with the envelope checked.
   Result<protocol::IncomingFrame> call(MessageType type,
                                        const std::function<void(protocol::Writer&)>& encode,
@@ -75,7 +92,7 @@ class Client::Impl {
     plan.threshold = threshold(**conn);
     protocol::Writer w(&plan);
     if (encode) encode(w);
-    auto reply = (*conn)->call(type, w.take(), &plan, until);
+    auto reply = (*conn)->call(type, w.take(), &plan, until, nullptr, device_for(type, o));
     if (!reply) return fail(reply.error());
     protocol::Reader r(reply->payload, reply->attachment_bytes());
     if (auto e = protocol::decode_error(r); !e) return fail(e.error());
@@ -88,14 +105,16 @@ class Client::Impl {
     std::string name;
   };
 
+  // The daemon makes the kernel available on every device node; `device` is the
+  // one whose failure fails the call.
   Result<KernelId> register_on(ClientConnection& conn, const KernelRecord& k,
-                               std::optional<Clock::time_point> until) {
+                               std::optional<Clock::time_point> until, uint32_t device) {
     protocol::AttachmentPlan plan;
     plan.threshold = threshold(conn);
     protocol::Writer w(&plan);
     protocol::encode(
         w, protocol::RegisterKernelRequest{std::as_bytes(std::span(k.spirv)), k.spec, k.name});
-    auto reply = conn.call(MessageType::register_kernel, w.take(), &plan, until);
+    auto reply = conn.call(MessageType::register_kernel, w.take(), &plan, until, nullptr, device);
     if (!reply) return fail(reply.error());
     protocol::Reader r(reply->payload, reply->attachment_bytes());
     if (auto e = protocol::decode_error(r); !e) return fail(e.error());
@@ -125,7 +144,7 @@ class Client::Impl {
     if (!conn) return fail(conn.error());
     protocol::Writer w;
     encode(w);
-    auto reply = (*conn)->call(type, w.take(), nullptr, until, &lent);
+    auto reply = (*conn)->call(type, w.take(), nullptr, until, &lent, device_for(type, o));
     if (!reply) return fail(reply.error());
     protocol::Reader r(reply->payload, reply->attachment_bytes());
     if (auto e = protocol::decode_error(r); !e) return fail(e.error());
@@ -224,7 +243,8 @@ Result<KernelId> Client::register_kernel(std::span<const uint32_t> spirv,
       {spirv.begin(), spirv.end()}, {spec.begin(), spec.end()}, std::string(kernel_name)};
   auto conn = impl_->connection();
   if (!conn) return fail(conn.error());
-  auto id = impl_->register_on(**conn, k, impl_->deadline(options));
+  auto id = impl_->register_on(**conn, k, impl_->deadline(options),
+                               impl_->device_for(MessageType::register_kernel, options));
   if (!id) return fail(id.error());
   impl_->remember_kernel(std::move(k), *id);
   return id;

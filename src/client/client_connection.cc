@@ -158,10 +158,17 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type,
                                                        std::vector<std::byte> payload,
                                                        const protocol::AttachmentPlan* plan,
                                                        std::optional<Clock::time_point> deadline,
-                                                       const protocol::SharedMemory* lent) {
+                                                       const protocol::SharedMemory* lent,
+                                                       uint32_t device) {
   protocol::FrameHeader h;
   h.version = hello_.protocol_version;
   h.type = type;
+  if (device != 0 && h.version < protocol::kDeviceVersion) {
+    return fail(Errc::invalid_argument,
+                "this daemon speaks protocol version 1, which has only device node 0",
+                vkn::format("device {} asked for", device));
+  }
+  h.device = device;
   if (deadline) {
     const int ms = ms_until(*deadline);
     if (ms <= 0) return fail(Errc::node_timeout, "the deadline passed before the request was sent");

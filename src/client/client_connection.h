@@ -38,13 +38,16 @@ class ClientConnection {
   // Sends a request and waits for its reply until `deadline` (none: until the reply
   // or the connection's death). Large blobs go as `plan` says, or in `lent` (a
   // memfd the caller filled, or lends for the reply to be written into). Returns
-  // the reply frame; the caller decodes the envelope.
-  // Errors: node_dead, node_timeout, invalid_argument (too large).
+  // the reply frame; the caller decodes the envelope. `device` names the daemon's
+  // device node the request targets (header field of protocol version 2).
+  // Errors: node_dead, node_timeout, invalid_argument (too large, or a device other
+  // than 0 on a connection that negotiated protocol version 1).
   [[nodiscard]] Result<protocol::IncomingFrame> call(protocol::MessageType type,
                                                      std::vector<std::byte> payload,
                                                      const protocol::AttachmentPlan* plan,
                                                      std::optional<Clock::time_point> deadline,
-                                                     const protocol::SharedMemory* lent = nullptr);
+                                                     const protocol::SharedMemory* lent = nullptr,
+                                                     uint32_t device = 0);
 
  private:
   ClientConnection(protocol::UniqueFd fd, DaemonHello hello, std::chrono::microseconds spin);

@@ -50,7 +50,7 @@ HeaderBytes encode_header(const FrameHeader& header) {
   w.u32(header.payload_size);
   w.u64(header.request_id);
   w.u32(header.timeout_ms);
-  w.u32(0);  // reserved
+  w.u32(header.device);  // reserved (0) in version 1
   HeaderBytes out;
   std::copy(w.out().begin(), w.out().end(), out.begin());
   return out;
@@ -70,7 +70,7 @@ Result<FrameHeader> decode_header(std::span<const std::byte> bytes) {
   h.payload_size = r.u32();
   h.request_id = r.u64();
   h.timeout_ms = r.u32();
-  const uint32_t reserved = r.u32();
+  h.device = r.u32();
   if (magic != kMagic)
     return fail(Errc::protocol_error, "bad frame magic", vkn::format("{:08x}", magic));
   if (h.version < kMinVersion || h.version > kMaxVersion) {
@@ -86,7 +86,12 @@ Result<FrameHeader> decode_header(std::span<const std::byte> bytes) {
     return fail(Errc::protocol_error, "frame too large",
                 vkn::format("{} bytes (limit {})", h.payload_size, kMaxPayload));
   }
-  if (reserved != 0) return fail(Errc::protocol_error, "reserved header word is not zero");
+  if (h.device != 0 && h.version < kDeviceVersion) {
+    return fail(Errc::protocol_error, "reserved header word is not zero",
+                vkn::format("version {} frames have no device field", h.version));
+  }
+  if (h.device != 0 && h.is_reply())
+    return fail(Errc::protocol_error, "a reply names a device node");
   return h;
 }
 

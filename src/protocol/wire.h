@@ -14,7 +14,10 @@ namespace vkn::protocol {
 
 inline constexpr uint32_t kMagic = 0x504E4B56;  // "VKNP" in little-endian byte order
 inline constexpr uint16_t kMinVersion = 1;
-inline constexpr uint16_t kMaxVersion = 1;
+inline constexpr uint16_t kMaxVersion = 2;
+// From this version on, header word 28 (reserved in version 1) carries a request's
+// device node index (docs/protocol.md, "Device nodes").
+inline constexpr uint16_t kDeviceVersion = 2;
 inline constexpr size_t kHeaderSize = 32;
 // Hard limit on one frame's inline payload; larger data travels in a memfd.
 inline constexpr uint32_t kMaxPayload = 64u << 20;
@@ -55,6 +58,9 @@ struct FrameHeader {
   uint32_t payload_size = 0;
   uint64_t request_id = 0;
   uint32_t timeout_ms = 0;  // requests: the caller's deadline, 0 for none; replies: 0
+  // Version >= kDeviceVersion requests: the device node the request targets (0: the
+  // first). Version 1 frames and replies: 0 (the word is reserved there).
+  uint32_t device = 0;
 
   bool is_reply() const { return flags & kFlagReply; }
   bool has_attachment() const { return flags & kFlagAttachment; }
@@ -63,8 +69,10 @@ struct FrameHeader {
 using HeaderBytes = std::array<std::byte, kHeaderSize>;
 
 HeaderBytes encode_header(const FrameHeader& header);
-// Checks magic, version range, known type, known flags, reserved word and the size
-// limit. Errors: protocol_error naming the bad field.
+// Checks magic, version range, known type, known flags, the device word (0 in
+// version 1 frames and in replies) and the size limit. Errors: protocol_error naming
+// the bad field. Whether the device index names an existing device node is the
+// daemon's check.
 [[nodiscard]] Result<FrameHeader> decode_header(std::span<const std::byte> bytes);
 
 }  // namespace vkn::protocol

@@ -71,7 +71,11 @@ class RawConnection {
   }
 
   Result<void> hello() {
-    if (auto r = send_message(protocol::MessageType::hello, 1, protocol::HelloRequest{1, 1, "raw"});
+    // Every version this side speaks: the daemon picks the newest, which is what
+    // send() puts in its frames (FrameHeader's default).
+    if (auto r = send_message(
+            protocol::MessageType::hello, 1,
+            protocol::HelloRequest{protocol::kMinVersion, protocol::kMaxVersion, "raw"});
         !r)
       return r;
     auto reply = recv();

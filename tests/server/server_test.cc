@@ -4,6 +4,7 @@
 #include <cstring>
 #include <thread>
 
+#include "protocol/wire.h"
 #include "server_fixture.h"
 
 namespace vkn::server::testing {
@@ -25,7 +26,7 @@ class ServerTest : public ServerFixture {
 
 TEST_F(ServerTest, HelloPingAndStatus) {
   VKN_ASSERT_OK_AND_ASSIGN(client, connect());
-  EXPECT_EQ(client->daemon().protocol_version, 1);
+  EXPECT_EQ(client->daemon().protocol_version, protocol::kMaxVersion);
   EXPECT_EQ(client->daemon().peer_uid, ::getuid());
   EXPECT_TRUE(client->daemon().peer_is_admin);
   VKN_ASSERT_OK(client->ping());

@@ -6,6 +6,11 @@
 // registered are registered again; session-scoped buffers are gone, durable ones
 // come back from the daemon's snapshot.
 //
+// A daemon may run several device nodes (one per GPU). Each buffer lives on the node
+// named when it was created, and calls on it must name the same node
+// (RequestOptions::device or ClientOptions::device; default 0). Kernels registered
+// by a client can be dispatched on every node.
+//
 // Thread-safe: many threads may call one Client at once; their requests share one
 // connection (matched by request id). Large data moves through shared memory
 // (memfd) rather than the socket. A Client needs no GPU.
@@ -43,10 +48,17 @@ struct ClientOptions {
   // sleeps: saves a thread wake-up per call at the cost of CPU while it spins.
   // Unset: 50 us on machines with at least 8 hardware threads, else 0.
   std::optional<std::chrono::microseconds> spin;
+  // The daemon's device node (position in DaemonStatus::devices) that calls touching a
+  // node go to when a call names none: kernel registration, buffers, exec, cache
+  // persist. 0, the first node, is what a daemon of one device has.
+  uint32_t device = 0;
 };
 
 struct RequestOptions {
   std::optional<std::chrono::milliseconds> timeout;  // unset: ClientOptions::default_timeout
+  // The device node this call targets; unset: ClientOptions::device. Ignored by calls
+  // that touch no node (ping, status, list_kernels, shutdown).
+  std::optional<uint32_t> device;
 };
 
 // Shared memory (a memfd mapped here) for transfers without a copy: fill it and
@@ -106,8 +118,10 @@ class Client {
   // The id of a built-in kernel (asked of the daemon once, then cached).
   [[nodiscard]] Result<KernelId> builtin_kernel_id(BuiltinKernel kernel);
 
-  // Buffers live in this user's namespace: names are 1..100 characters of
-  // [A-Za-z0-9_.:/-], and no other user can see or touch them.
+  // Buffers live in this user's namespace on one device node: names are 1..100
+  // characters of [A-Za-z0-9_.:/-], and no other user can see or touch them. The same
+  // name on two device nodes is two buffers. A device index the daemon does not have
+  // is not_found.
   // Errors: as vkn::create_buffer, plus quota_exceeded (per-user bytes or buffers).
   [[nodiscard]] Result<void> create_buffer(std::string_view name, const BufferSpec& spec,
                                            BufferScope scope = BufferScope::daemon,
@@ -132,7 +146,8 @@ class Client {
   [[nodiscard]] Result<void> read_buffer(std::string_view name, uint64_t offset,
                                          SharedBuffer& shared, uint64_t bytes = 0,
                                          const RequestOptions& options = {});
-  // This user's buffers; all users' (names "u<uid>/<name>") for an admin.
+  // This user's buffers on the device node; all users' (registry names "u<uid>/<name>",
+  // "d<device>/u<uid>/<name>" beyond node 0) for an admin.
   [[nodiscard]] Result<std::vector<BufferListEntry>> list_buffers(
       bool all_users = false, const RequestOptions& options = {});
 
