@@ -1,4 +1,4 @@
-// Backend: what the daemon needs from its node, behind an interface so that tests
+// Backend: what the daemon needs from one device node, behind an interface so that tests
 // can run the server's protocol, fairness, quota and isolation logic against a fake
 // (tests/server/fake_backend.h) as LevelDB tests run against a fake Env.
 // NodeBackend (node_backend.h) is the real one. Implementations are thread-safe.
@@ -69,5 +69,8 @@ class Backend {
   // Graceful: finishes queued work, persists, releases the device.
   virtual void stop() = 0;
 };
+
+// The daemon's device nodes; the index is the device index of the protocol.
+using Backends = std::vector<std::unique_ptr<Backend>>;
 
 }  // namespace vkn::server

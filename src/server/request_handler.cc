@@ -13,10 +13,10 @@ namespace {
 
 using protocol::MessageType;
 
-// Rewrites every buffer name in `program` into the caller's namespace.
-Result<void> map_program_names(uint32_t uid, Program& program) {
-  auto map = [uid](std::string& name) -> Result<void> {
-    auto mapped = UserTable::registry_name(uid, name);
+// Rewrites every buffer name in `program` into the caller's namespace on `device`.
+Result<void> map_program_names(uint32_t uid, uint32_t device, Program& program) {
+  auto map = [uid, device](std::string& name) -> Result<void> {
+    auto mapped = UserTable::registry_name(uid, name, device);
     if (!mapped) return fail(mapped.error());
     name = std::move(*mapped);
     return {};
@@ -92,9 +92,19 @@ Result<protocol::OutgoingFrame> RequestHandler::dispatch(const std::shared_ptr<R
   }
 }
 
+Result<Backend*> RequestHandler::backend_for(const Request& request) {
+  const uint32_t device = request.header.device;
+  if (device >= backends_.size()) {
+    return fail(Errc::not_found, vkn::format("no device node {}", device),
+                vkn::format("this daemon runs {} (0..{}); see `vknode status`", backends_.size(),
+                            backends_.size() - 1));
+  }
+  return backends_[device].get();
+}
+
 Result<std::pair<std::string, BufferRecord>> RequestHandler::own_buffer(const Request& request,
                                                                         std::string_view name) {
-  auto registry = UserTable::registry_name(request.peer.uid, name);
+  auto registry = UserTable::registry_name(request.peer.uid, name, request.header.device);
   if (!registry) return fail(registry.error());
   auto record = users_.find_buffer(*registry);
   if (!record) return fail(Errc::not_found, "no such buffer", name);
@@ -106,10 +116,23 @@ Result<protocol::OutgoingFrame> RequestHandler::register_kernel(
   auto reader = request->reader();
   auto m = protocol::decode_register_kernel_request(reader);
   if (!m) return fail(m.error());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
   std::vector<uint32_t> words(m->spirv.size() / 4);
   std::memcpy(words.data(), m->spirv.data(), words.size() * 4);
-  auto id = backend_.register_kernel(words, m->spec, m->name, request->time_left());
+  auto id = (*target)->register_kernel(words, m->spec, m->name, request->time_left());
   if (!id) return fail(id.error());
+  // Kernels are the user's on every device node, so that an exec on any node can
+  // dispatch them: register on the others too. A node that fails here (e.g. while it
+  // recovers) answers that exec with its error; registering again fixes it, and
+  // clients do so after every reconnect.
+  for (const auto& other : backends_) {
+    if (other.get() == *target) continue;
+    if (auto r = other->register_kernel(words, m->spec, m->name, request->time_left()); !r) {
+      log(LogLevel::warn, "vknoded: kernel '{}' not registered on node {}: {}", m->name,
+          other->node_name(), r.error().to_string());
+    }
+  }
   if (auto r = users_.add_kernel(request->peer.uid, *id, m->name); !r) return fail(r.error());
   ReplyWriter w(shm_threshold_);
   protocol::encode_kernel_id(w.body(), *id);
@@ -121,7 +144,10 @@ Result<protocol::OutgoingFrame> RequestHandler::create_buffer(
   auto reader = request->reader();
   auto m = protocol::decode_create_buffer_request(reader);
   if (!m) return fail(m.error());
-  auto registry = UserTable::registry_name(request->peer.uid, m->name);
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
+  Backend& backend = **target;
+  auto registry = UserTable::registry_name(request->peer.uid, m->name, request->header.device);
   if (!registry) return fail(registry.error());
   if (m->spec.durable && m->session) {
     return fail(Errc::invalid_argument, "a buffer cannot be both durable and session-scoped",
@@ -134,11 +160,11 @@ Result<protocol::OutgoingFrame> RequestHandler::create_buffer(
       !r) {
     return fail(r.error());
   }
-  if (auto r = backend_.create_buffer(*registry, m->spec, request->time_left()); !r) {
+  if (auto r = backend.create_buffer(*registry, m->spec, request->time_left()); !r) {
     // A create that timed out may still happen on the node; keep the table honest
     // by checking rather than guessing.
     if (r.error().code == Errc::node_timeout) {
-      (void)backend_.delete_buffer(*registry, std::nullopt);
+      (void)backend.delete_buffer(*registry, std::nullopt);
     }
     users_.cancel_buffer(*registry);
     return fail(r.error());
@@ -152,6 +178,8 @@ Result<protocol::OutgoingFrame> RequestHandler::write_buffer(
   auto reader = request->reader();
   auto m = protocol::decode_write_buffer_request(reader);
   if (!m) return fail(m.error());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
   auto owned = own_buffer(*request, m->name);
   if (!owned) return fail(owned.error());
   if (m->offset > owned->second.bytes || m->data.size() > owned->second.bytes - m->offset) {
@@ -162,7 +190,7 @@ Result<protocol::OutgoingFrame> RequestHandler::write_buffer(
   }
   // The request owns the bytes (payload or memfd); the node job holds it.
   if (auto r =
-          backend_.write_buffer(owned->first, m->offset, m->data, request, request->time_left());
+          (*target)->write_buffer(owned->first, m->offset, m->data, request, request->time_left());
       !r) {
     return fail(r.error());
   }
@@ -174,6 +202,9 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(
   auto reader = request->reader();
   auto m = protocol::decode_read_buffer_request(reader);
   if (!m) return fail(m.error());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
+  Backend& backend = **target;
   auto owned = own_buffer(*request, m->name);
   if (!owned) return fail(owned.error());
   const uint64_t size = owned->second.bytes;
@@ -198,7 +229,7 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(
     // The client lent its own memfd: read straight into it; the reply carries no
     // descriptor and its blob refers to the client's memfd.
     std::span<std::byte> into = request->attachment->bytes().first(bytes);
-    if (auto r = backend_.read_buffer(owned->first, m->offset, into, request, request->time_left());
+    if (auto r = backend.read_buffer(owned->first, m->offset, into, request, request->time_left());
         !r) {
       return fail(r.error());
     }
@@ -211,8 +242,8 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(
     if (!memory) return fail(memory.error());
     auto shared = std::make_shared<protocol::SharedMemory>(std::move(*memory));
     shared->prefault(shared->bytes(), true);
-    if (auto r = backend_.read_buffer(owned->first, m->offset, shared->bytes(), shared,
-                                      request->time_left());
+    if (auto r = backend.read_buffer(owned->first, m->offset, shared->bytes(), shared,
+                                     request->time_left());
         !r) {
       return fail(r.error());
     }
@@ -220,7 +251,7 @@ Result<protocol::OutgoingFrame> RequestHandler::read_buffer(
     return w.finish_with(request->header, request->version, *shared);
   }
   auto data = std::make_shared<std::vector<std::byte>>(bytes);
-  if (auto r = backend_.read_buffer(owned->first, m->offset, *data, data, request->time_left());
+  if (auto r = backend.read_buffer(owned->first, m->offset, *data, data, request->time_left());
       !r) {
     return fail(r.error());
   }
@@ -233,9 +264,11 @@ Result<protocol::OutgoingFrame> RequestHandler::delete_buffer(
   auto reader = request->reader();
   auto m = protocol::decode_name_request(reader);
   if (!m) return fail(m.error());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
   auto owned = own_buffer(*request, m->name);
   if (!owned) return fail(owned.error());
-  auto r = backend_.delete_buffer(owned->first, request->time_left());
+  auto r = (*target)->delete_buffer(owned->first, request->time_left());
   if (!r && r.error().code != Errc::not_found) return fail(r.error());
   users_.remove_buffer(owned->first);
   return ok_reply(request->header, request->version);
@@ -249,19 +282,21 @@ Result<protocol::OutgoingFrame> RequestHandler::list_buffers(
   if (m->all_users && !is_admin(request->peer)) {
     return fail(Errc::permission_denied, "listing every user's buffers is an admin operation");
   }
-  auto infos = backend_.list_buffers(request->time_left());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
+  auto infos = (*target)->list_buffers(request->time_left());
   if (!infos) return fail(infos.error());
   std::vector<BufferListEntry> out;
   for (const BufferEntryInfo& info : *infos) {
     auto owner = UserTable::parse_registry_name(info.name);
-    if (!owner) continue;  // not a daemon buffer
-    if (!m->all_users && owner->first != request->peer.uid) continue;
+    if (!owner || owner->device != request->header.device) continue;  // not a daemon buffer
+    if (!m->all_users && owner->uid != request->peer.uid) continue;
     auto record = users_.find_buffer(info.name);
     if (!record) continue;  // being created or deleted
     BufferListEntry e;
     e.info = info;
-    if (!m->all_users) e.info.name = owner->second;
-    e.owner_uid = owner->first;
+    if (!m->all_users) e.info.name = owner->name;
+    e.owner_uid = owner->uid;
     e.session = record->session != 0;
     out.push_back(std::move(e));
   }
@@ -274,14 +309,17 @@ Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Reque
   auto reader = request->reader();
   auto program = protocol::decode_program(reader);
   if (!program) return fail(program.error());
-  if (auto r = map_program_names(request->peer.uid, *program); !r) return fail(r.error());
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
+  if (auto r = map_program_names(request->peer.uid, request->header.device, *program); !r)
+    return fail(r.error());
   for (const ProgramStep& step : program->steps) {
     if (auto* d = std::get_if<DispatchStep>(&step);
         d && !users_.may_use_kernel(request->peer.uid, d->kernel)) {
       return fail(Errc::permission_denied, "kernel not registered by this user", to_hex(d->kernel));
     }
   }
-  auto result = backend_.exec(*program, request->time_left());
+  auto result = (*target)->exec(*program, request->time_left());
   if (!result) return fail(result.error());
   ReplyWriter w(shm_threshold_);
   protocol::encode(w.body(), *result);
@@ -292,7 +330,9 @@ Result<protocol::OutgoingFrame> RequestHandler::persist_cache(
     const std::shared_ptr<Request>& request) {
   if (!is_admin(request->peer))
     return fail(Errc::permission_denied, "persist_cache is an admin operation");
-  auto path = backend_.persist_pipeline_cache();
+  auto target = backend_for(*request);
+  if (!target) return fail(target.error());
+  auto path = (*target)->persist_pipeline_cache();
   if (!path) return fail(path.error());
   ReplyWriter w(shm_threshold_);
   w.body().str(*path);
@@ -301,7 +341,13 @@ Result<protocol::OutgoingFrame> RequestHandler::persist_cache(
 
 void RequestHandler::free_session_buffers(uint64_t conn) {
   for (const std::string& name : users_.session_buffers(conn)) {
-    if (auto r = backend_.delete_buffer(name, std::nullopt);
+    auto parsed = UserTable::parse_registry_name(name);
+    const uint32_t device = parsed ? parsed->device : 0;
+    if (device >= backends_.size()) {
+      users_.remove_buffer(name);
+      continue;
+    }
+    if (auto r = backends_[device]->delete_buffer(name, std::nullopt);
         !r && r.error().code != Errc::not_found) {
       log(LogLevel::warn, "vknoded: freeing session buffer {}: {}", name, r.error().to_string());
     }

@@ -1,6 +1,7 @@
 // RequestHandler: runs the requests that go through the fair queue (everything that
-// touches the node) on a worker thread: maps the caller's names into its namespace,
-// checks ownership, kernels and quotas, calls the Backend, and builds the reply.
+// touches a device node) on a worker thread: picks the node the request names, maps
+// the caller's names into its namespace on that node, checks ownership, kernels and
+// quotas, calls the node's Backend, and builds the reply.
 // Every failure becomes an error reply; nothing here throws. Thread-safe (its
 // collaborators are).
 #pragma once
@@ -19,8 +20,9 @@ bool is_admin(const Peer& peer);
 
 class RequestHandler {
  public:
-  RequestHandler(Backend& backend, UserTable& users, uint64_t shm_threshold)
-      : backend_(backend), users_(users), shm_threshold_(shm_threshold) {}
+  // Requires: `backends` is not empty and outlives the handler.
+  RequestHandler(const Backends& backends, UserTable& users, uint64_t shm_threshold)
+      : backends_(backends), users_(users), shm_threshold_(shm_threshold) {}
 
   // Whether `type` goes through the fair queue (else the I/O thread answers it).
   static bool is_queued(protocol::MessageType type);
@@ -41,11 +43,14 @@ class RequestHandler {
   Result<protocol::OutgoingFrame> list_buffers(const std::shared_ptr<Request>& request);
   Result<protocol::OutgoingFrame> exec(const std::shared_ptr<Request>& request);
   Result<protocol::OutgoingFrame> persist_cache(const std::shared_ptr<Request>& request);
-  // The caller's buffer: its registry name once it is known to exist.
+  // The device node the request names. Errors: not_found for an index beyond the
+  // daemon's nodes.
+  Result<Backend*> backend_for(const Request& request);
+  // The caller's buffer on the request's node: its registry name once it is known to exist.
   Result<std::pair<std::string, BufferRecord>> own_buffer(const Request& request,
                                                           std::string_view name);
 
-  Backend& backend_;
+  const Backends& backends_;
   UserTable& users_;
   const uint64_t shm_threshold_;
 };

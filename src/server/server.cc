@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "protocol/socket_path.h"
+#include "server/device_selection.h"
 #include "server/node_backend.h"
 #include "server/server_impl.h"
 #include "server/snapshot.h"
@@ -49,18 +50,36 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options) {
                                                    : Listener::open(lo);
   if (!listener) return fail(listener.error());
 
-  std::unique_ptr<Backend> backend;
+  Backends backends;
   if (options.TEST_backend) {
-    auto b = options.TEST_backend();
-    if (!b) return fail(b.error());
-    backend = std::move(*b);
+    for (size_t i = 0; i < std::max<size_t>(1, options.devices.size()); ++i) {
+      auto b = options.TEST_backend();
+      if (!b) return fail(b.error());
+      backends.push_back(std::move(*b));
+    }
   } else {
-    auto b = NodeBackend::start(options.node);
-    if (!b) return fail(b.error());
-    backend = std::move(*b);
+    auto selectors =
+        options.devices.empty()
+            ? Result<std::vector<std::string>>(std::vector{options.node.device_selector})
+            : expand_device_selectors(options.devices);
+    if (!selectors) return fail(selectors.error());
+    // One node per selector, each on its own thread and device; nodes started before
+    // a failure are stopped as `backends` goes out of scope.
+    for (const std::string& selector : *selectors) {
+      NodeOptions node = options.node;
+      node.device_selector = selector;
+      auto b = NodeBackend::start(node);
+      if (!b) {
+        Error e = b.error();
+        e.message =
+            vkn::format("device node {} (--device '{}'): {}", backends.size(), selector, e.message);
+        return fail(std::move(e));
+      }
+      backends.push_back(std::move(*b));
+    }
   }
   const auto snapshot = options.state_dir / kSnapshotFileName;
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(*listener), std::move(backend),
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*listener), std::move(backends),
                                      snapshot);
   if (auto r = impl->init(); !r) return fail(r.error());
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -72,16 +91,18 @@ Result<void> Server::run() { return impl_->run(); }
 void Server::request_stop() { impl_->request_stop(); }
 const std::filesystem::path& Server::socket_path() const { return impl_->socket_path(); }
 const std::filesystem::path& Server::snapshot_path() const { return impl_->snapshot_path(); }
-std::string Server::node_name() const { return impl_->node_name(); }
+std::string Server::node_name(uint32_t device) const { return impl_->node_name(device); }
+uint32_t Server::device_count() const { return impl_->device_count(); }
+uint16_t Server::metrics_port() const { return impl_->metrics_port(); }
 
-Server::Impl::Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend,
+Server::Impl::Impl(ServerOptions options, Listener listener, Backends backends,
                    std::filesystem::path snapshot)
     : options_(std::move(options)),
       socket_path_(listener.path()),
       snapshot_path_(std::move(snapshot)),
-      backend_(std::move(backend)),
+      backends_(std::move(backends)),
       users_(options_.quota),
-      handler_(*backend_, users_, options_.shm_threshold),
+      handler_(backends_, users_, options_.shm_threshold),
       spin_(options_.spin
                 ? *options_.spin
                 : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)),
@@ -94,7 +115,8 @@ Server::Impl::~Impl() {
     for (auto& t : workers_) t.join();
     workers_.clear();
   }
-  if (backend_) backend_->stop();
+  metrics_endpoint_.reset();
+  for (auto& b : backends_) b->stop();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -114,14 +136,23 @@ Result<void> Server::Impl::init() {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
     return fail(Errc::io_error, "epoll_ctl eventfd", std::strerror(errno));
   }
-  users_.set_builtins(backend_->builtin_kernels());
+  // Built-ins are the same SPIR-V, so the same ids, on every node.
+  users_.set_builtins(backends_.front()->builtin_kernels());
   restore_snapshot();
+  if (options_.metrics_port) {
+    auto endpoint =
+        MetricsEndpoint::start(*options_.metrics_port, [this] { return render_metrics(); });
+    if (!endpoint) return fail(endpoint.error());
+    metrics_endpoint_ = std::move(*endpoint);
+    log(LogLevel::info, "vknoded: metrics on http://127.0.0.1:{}/metrics",
+        metrics_endpoint_->port());
+  }
   const uint32_t n = std::max<uint32_t>(1, options_.workers);
   live_workers_ = n;
   for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_main(); });
   next_snapshot_ = Clock::now() + options_.snapshot_interval;
-  log(LogLevel::info, "vknoded: serving on {} (state in {})", socket_path_.native(),
-      options_.state_dir.native());
+  log(LogLevel::info, "vknoded: serving {} device nodes on {} (state in {})", backends_.size(),
+      socket_path_.native(), options_.state_dir.native());
   return {};
 }
 

@@ -1,8 +1,9 @@
-// Server: the vknode daemon. Owns one node (through a Backend), listens on a Unix
-// socket, and serves the protocol of docs/protocol.md to every process on the
-// machine: per-user namespaces and quotas, round-robin fairness across clients,
-// deadlines, session-scoped and durable buffers, and a graceful stop that persists
-// the pipeline cache and snapshots durable buffers. `vknode serve` runs one; tests
+// Server: the vknode daemon. Owns one node per selected device (each through a
+// Backend), listens on a Unix socket, and serves the protocol of docs/protocol.md to
+// every process on the machine: per-user namespaces and quotas, round-robin fairness
+// across clients, deadlines, session-scoped and durable buffers, and a graceful stop
+// that persists the pipeline caches and snapshots durable buffers. Optionally serves
+// Prometheus metrics over HTTP on the loopback interface. `vknode serve` runs one; tests
 // run one in-process on a temporary socket. create() and request_stop() may be
 // called from any thread; run() from one thread.
 #pragma once
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "server/backend.h"
 #include "server/user_table.h"
@@ -33,7 +35,16 @@ struct ServerOptions {
   // Durable-buffer snapshots. Empty: $VKNODE_STATE_DIR, else /var/lib/vknode as root,
   // else $XDG_STATE_HOME/vknode, else ~/.local/state/vknode.
   std::filesystem::path state_dir;
-  NodeOptions node;  // its name is replaced by a unique one
+  NodeOptions node;  // for every device node; its name is replaced by a unique one
+  // One device node per entry, in this order (the protocol's device index): each an
+  // index, a device UUID or a name substring (as DeviceOptions::selector), or "all"
+  // for every device that is not a CPU (the CPU device when it is the only kind);
+  // entries may be comma lists. Empty: one node on node.device_selector. A device
+  // may be named twice (two nodes on one device; tests do this on lavapipe).
+  std::vector<std::string> devices;
+  // Prometheus text metrics on http://127.0.0.1:<port>/metrics (docs/daemon.md);
+  // 0: an ephemeral port (see Server::metrics_port). Unset: no metrics endpoint.
+  std::optional<uint16_t> metrics_port;
   Quota quota;
   uint32_t workers = 2;  // threads handing requests to the node
   uint32_t max_connections = 256;
@@ -48,7 +59,8 @@ struct ServerOptions {
   std::optional<std::chrono::microseconds> spin;
   // How long a stopping daemon keeps sending replies it owes.
   std::chrono::milliseconds drain_timeout{5'000};
-  // Test seam: a backend to use instead of starting a node.
+  // Test seam: called once per device node (devices.size(), at least 1) instead of
+  // starting a node; the selectors themselves are not read.
   std::function<Result<std::unique_ptr<Backend>>()> TEST_backend;
 };
 
@@ -75,8 +87,13 @@ class Server {
 
   const std::filesystem::path& socket_path() const;
   const std::filesystem::path& snapshot_path() const;
-  // The name of the daemon's node in this process (see vkn::CallOptions::node).
-  std::string node_name() const;
+  // The name of the daemon's device node `device` in this process (see
+  // vkn::CallOptions::node); empty beyond the last node.
+  std::string node_name(uint32_t device = 0) const;
+  uint32_t device_count() const;
+  // The port the metrics endpoint listens on (the bound one when 0 was asked for);
+  // 0 when there is no endpoint.
+  uint16_t metrics_port() const;
 
   class Impl;
 

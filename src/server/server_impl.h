@@ -3,7 +3,7 @@
 // requests itself and queues the rest in a FairQueue; worker threads take requests
 // round-robin across connections, run them through the RequestHandler, and post
 // replies back through an eventfd. Snapshots and the graceful stop are in
-// server_state.cc.
+// server_state.cc; the metrics page in server_metrics.cc.
 #pragma once
 
 #include <atomic>
@@ -17,6 +17,8 @@
 #include "server/connection.h"
 #include "server/fair_queue.h"
 #include "server/listener.h"
+#include "server/metrics.h"
+#include "server/metrics_endpoint.h"
 #include "server/request.h"
 #include "server/request_handler.h"
 #include "server/server.h"
@@ -26,18 +28,23 @@ namespace vkn::server {
 
 class Server::Impl {
  public:
-  Impl(ServerOptions options, Listener listener, std::unique_ptr<Backend> backend,
-       std::filesystem::path snapshot);
+  // Requires: `backends` is not empty.
+  Impl(ServerOptions options, Listener listener, Backends backends, std::filesystem::path snapshot);
   ~Impl();
 
-  // Creates the epoll set and eventfd, restores snapshots, starts the workers.
+  // Creates the epoll set and eventfd, restores snapshots, starts the workers and
+  // the metrics endpoint.
   [[nodiscard]] Result<void> init();
   [[nodiscard]] Result<void> run();
   void request_stop();
 
   const std::filesystem::path& socket_path() const { return socket_path_; }
   const std::filesystem::path& snapshot_path() const { return snapshot_path_; }
-  std::string node_name() const { return backend_->node_name(); }
+  std::string node_name(uint32_t device) const {
+    return device < backends_.size() ? backends_[device]->node_name() : std::string();
+  }
+  uint32_t device_count() const { return static_cast<uint32_t>(backends_.size()); }
+  uint16_t metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
 
  private:
   // A queued request, or system work (session cleanup, snapshot).
@@ -72,6 +79,12 @@ class Server::Impl {
   void post(Completion completion);
   void after_request(uint64_t conn);
 
+  // Counts a request answered `code` (ok: success) for status and metrics.
+  void count_answer(protocol::MessageType type, Errc code, Clock::time_point received);
+
+  // --- Metrics (server_metrics.cc); any thread. ---
+  std::string render_metrics();
+
   // --- State (server_state.cc). ---
   DaemonStatus make_status(uint32_t uid);
   void restore_snapshot();
@@ -86,7 +99,7 @@ class Server::Impl {
   const std::filesystem::path socket_path_;
   const std::filesystem::path snapshot_path_;
   const Clock::time_point started_ = Clock::now();
-  std::unique_ptr<Backend> backend_;
+  Backends backends_;  // one per device node, in device index order
   UserTable users_;
   RequestHandler handler_;
   FairQueue<WorkItem> queue_;
@@ -107,6 +120,9 @@ class Server::Impl {
   std::vector<Completion> completions_;
 
   // Shared.
+  Metrics metrics_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;  // set in init(), then fixed
+  std::atomic<uint64_t> connection_count_{0};          // conns_.size(), for other threads
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> snapshot_queued_{false};
   std::atomic<uint32_t> live_workers_{0};

@@ -92,6 +92,7 @@ void Server::Impl::accept_clients() {
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn->fd(), &ev) != 0) continue;
     users_.open_connection(id, cred.uid);
     conns_.emplace(id, std::move(conn));
+    connection_count_.store(conns_.size());
   }
 }
 
@@ -106,8 +107,7 @@ void Server::Impl::on_readable(Connection& conn) {
         close_connection(id);
         return;
       }
-      requests_.fetch_add(1);
-      request_errors_.fetch_add(1);
+      count_answer(e.type, e.error.code, Clock::now());
       send(conn, error_reply(e.request_id, e.type, conn.version, e.error));
       if (find(id) == nullptr) return;
       if (e.fatal) {
@@ -149,9 +149,7 @@ void Server::Impl::on_frame(Connection& conn, ServerFrame frame) {
   }
   const auto& h = request->header;
   auto reject = [&](const Error& e) {
-    requests_.fetch_add(1);
-    request_errors_.fetch_add(1);
-    if (e.code == Errc::quota_exceeded) rejected_quota_.fetch_add(1);
+    count_answer(h.type, e.code, request->received);
     send(conn, error_reply(h.request_id, h.type, conn.version, e));
   };
   if (h.type == MessageType::hello) return on_hello(conn, *request);
@@ -160,7 +158,14 @@ void Server::Impl::on_frame(Connection& conn, ServerFrame frame) {
     return reject(Error::make(Errc::protocol_error, "frame version differs from the negotiated one",
                               vkn::format("{} != {}", h.version, conn.version)));
   }
-  if (!RequestHandler::is_queued(h.type)) return answer_now(conn, request);
+  if (!RequestHandler::is_queued(h.type)) {
+    if (h.device != 0) {
+      return reject(
+          Error::make(Errc::invalid_argument, "only requests that touch a device node name one",
+                      vkn::format("{} for device {}", protocol::to_string(h.type), h.device)));
+    }
+    return answer_now(conn, request);
+  }
   if (stopping_) return reject(Error::make(Errc::cancelled, "the daemon is shutting down"));
   if (auto r = users_.admit_request(conn.id()); !r) return reject(r.error());
   conn.queued_payload_bytes += request->payload.size();
@@ -168,18 +173,17 @@ void Server::Impl::on_frame(Connection& conn, ServerFrame frame) {
 }
 
 void Server::Impl::on_hello(Connection& conn, const Request& request) {
-  requests_.fetch_add(1);
   auto reader = request.reader();
   auto m = protocol::decode_hello_request(reader);
   const uint16_t lo = m ? std::max(m->min_version, protocol::kMinVersion) : 0;
   const uint16_t hi = m ? std::min(m->max_version, protocol::kMaxVersion) : 0;
   if (!m || lo > hi) {
-    request_errors_.fetch_add(1);
     Error e = m ? Error::make(Errc::protocol_error, "no common protocol version",
                               vkn::format("the daemon speaks {}..{}, the client {}..{}",
                                           protocol::kMinVersion, protocol::kMaxVersion,
                                           m->min_version, m->max_version))
                 : m.error();
+    count_answer(MessageType::hello, e.code, request.received);
     send(conn,
          error_reply(request.header.request_id, MessageType::hello, protocol::kMinVersion, e));
     return;
@@ -198,11 +202,11 @@ void Server::Impl::on_hello(Connection& conn, const Request& request) {
   reply.max_attachment = protocol::kMaxAttachment;
   ReplyWriter w(UINT64_MAX);
   protocol::encode(w.body(), reply);
+  count_answer(MessageType::hello, Errc::ok, request.received);
   send(conn, std::move(*w.finish(request.header, protocol::kMinVersion)));
 }
 
 void Server::Impl::answer_now(Connection& conn, const std::shared_ptr<Request>& request) {
-  requests_.fetch_add(1);
   const auto& h = request->header;
   const uint32_t uid = conn.peer().uid;
   Result<protocol::OutgoingFrame> reply = fail(Errc::protocol_error, "unexpected request type");
@@ -235,10 +239,11 @@ void Server::Impl::answer_now(Connection& conn, const std::shared_ptr<Request>& 
       break;
   }
   if (!reply) {
-    request_errors_.fetch_add(1);
+    count_answer(h.type, reply.error().code, request->received);
     send(conn, error_reply(h.request_id, h.type, conn.version, reply.error()));
     return;
   }
+  count_answer(h.type, Errc::ok, request->received);
   send(conn, std::move(*reply));
 }
 
@@ -290,6 +295,7 @@ void Server::Impl::close_connection(uint64_t id) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->fd(), nullptr);
   it->second->mark_closed();
   conns_.erase(it);
+  connection_count_.store(conns_.size());
   // Queued requests of a vanished client never run; a running one finishes and
   // its reply is dropped; session buffers go once nothing of it runs.
   for (auto& item : queue_.drop_client(id)) {
@@ -299,6 +305,13 @@ void Server::Impl::close_connection(uint64_t id) {
   if (users_.close_connection(id)) {
     queue_.push_system(WorkItem{nullptr, [this, id] { handler_.free_session_buffers(id); }});
   }
+}
+
+void Server::Impl::count_answer(MessageType type, Errc code, Clock::time_point received) {
+  requests_.fetch_add(1);
+  if (code != Errc::ok) request_errors_.fetch_add(1);
+  if (code == Errc::quota_exceeded) rejected_quota_.fetch_add(1);
+  metrics_.record(type, code, Clock::now() - received);
 }
 
 void Server::Impl::drain_completions() {
@@ -349,10 +362,8 @@ void Server::Impl::worker_main() {
     running_.fetch_add(1);
     auto reply = handler_.run(request);
     running_.fetch_sub(1);
-    requests_.fetch_add(1);
+    count_answer(request->header.type, reply ? Errc::ok : reply.error().code, request->received);
     if (!reply) {
-      request_errors_.fetch_add(1);
-      if (reply.error().code == Errc::quota_exceeded) rejected_quota_.fetch_add(1);
       reply = error_reply(request->header.request_id, request->header.type, request->version,
                           reply.error());
     }

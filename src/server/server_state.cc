@@ -13,7 +13,9 @@ namespace vkn::server {
 DaemonStatus Server::Impl::make_status(uint32_t uid) {
   DaemonStatus s;
   s.live = true;
-  s.devices = backend_->status();
+  for (const auto& b : backends_) {
+    for (NodeStatus& d : b->status()) s.devices.push_back(std::move(d));
+  }
   s.ready = !stopping_ && !s.devices.empty();
   for (const NodeStatus& d : s.devices) s.ready = s.ready && d.health == NodeHealth::ready;
   s.daemon_version = VKNODE_VERSION_STRING;
@@ -23,7 +25,7 @@ DaemonStatus Server::Impl::make_status(uint32_t uid) {
   s.socket_path = socket_path_.native();
   s.state_dir = options_.state_dir.native();
   s.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_);
-  s.connections = conns_.size();
+  s.connections = connection_count_.load();
   s.queued_requests = queue_.size();
   s.running_requests = running_.load();
   s.requests = requests_.load();
@@ -53,37 +55,54 @@ void Server::Impl::restore_snapshot() {
     return;
   }
   size_t restored = 0;
+  size_t orphaned = 0;
   for (const DurableImage& img : *images) {
     auto owner = UserTable::parse_registry_name(img.name);
     if (!owner) {
       log(LogLevel::warn, "vknoded: snapshot entry '{}' is not a daemon buffer; skipped", img.name);
       continue;
     }
+    if (owner->device >= backends_.size()) {
+      // Written by a daemon with more device nodes: nowhere to put it.
+      log(LogLevel::error,
+          "vknoded: durable buffer {} was on device node {}, which this daemon "
+          "does not run (it runs {}); not restored",
+          img.name, owner->device, backends_.size());
+      ++orphaned;
+      continue;
+    }
+    Backend& backend = *backends_[owner->device];
     BufferSpec spec = img.spec;
     spec.durable = true;
-    auto r = backend_->create_buffer(img.name, spec, std::nullopt);
-    if (r) r = backend_->write_buffer(img.name, 0, img.data, nullptr, std::nullopt);
+    auto r = backend.create_buffer(img.name, spec, std::nullopt);
+    if (r) r = backend.write_buffer(img.name, 0, img.data, nullptr, std::nullopt);
     if (!r) {
       log(LogLevel::error, "vknoded: restoring durable buffer {}: {}", img.name,
           r.error().to_string());
-      (void)backend_->delete_buffer(img.name, std::nullopt);
+      (void)backend.delete_buffer(img.name, std::nullopt);
       continue;
     }
-    users_.adopt_buffer(img.name, BufferRecord{owner->first, spec.bytes, true, 0, false});
+    users_.adopt_buffer(img.name, BufferRecord{owner->uid, spec.bytes, true, 0, false});
     ++restored;
   }
   log(LogLevel::info, "vknoded: restored {} durable buffers from {}", restored,
       snapshot_path_.native());
   std::lock_guard lock(snapshot_mu_);
   last_signature_ = durable_signature();
+  if (orphaned > 0) {
+    last_snapshot_error_ = vkn::format(
+        "restore: {} durable buffers were on device nodes this daemon does not run", orphaned);
+  }
 }
 
 std::string Server::Impl::durable_signature() {
-  auto list = backend_->list_buffers(std::nullopt);
-  if (!list) return "?";  // unknown: forces the next snapshot
   std::string sig = vkn::format("{};", users_.durable_generation());
-  for (const BufferEntryInfo& e : *list) {
-    if (e.spec.durable) sig += vkn::format("{}|{}|{};", e.name, e.spec.bytes, e.writes);
+  for (const auto& b : backends_) {
+    auto list = b->list_buffers(std::nullopt);
+    if (!list) return "?";  // unknown: forces the next snapshot
+    for (const BufferEntryInfo& e : *list) {
+      if (e.spec.durable) sig += vkn::format("{}|{}|{};", e.name, e.spec.bytes, e.writes);
+    }
   }
   return sig;
 }
@@ -102,7 +121,16 @@ void Server::Impl::snapshot_if_changed() {
   std::lock_guard lock(snapshot_mu_);
   const std::string sig = durable_signature();
   if (sig == last_signature_) return;
-  auto images = backend_->durable_images(std::nullopt);
+  // One file for every node: registry names say which node each buffer is on.
+  Result<std::vector<DurableImage>> images = std::vector<DurableImage>();
+  for (const auto& b : backends_) {
+    auto of_node = b->durable_images(std::nullopt);
+    if (!of_node) {
+      images = fail(of_node.error());
+      break;
+    }
+    for (DurableImage& img : *of_node) images->push_back(std::move(img));
+  }
   Result<void> r =
       images ? write_snapshot(posix_file_ops(), snapshot_path_, *images) : fail(images.error());
   if (!r) {
@@ -126,6 +154,7 @@ void Server::Impl::finish_stop() {
   for (auto& item : queue_.close()) {
     if (!item.request) continue;
     const auto& h = item.request->header;
+    count_answer(h.type, Errc::cancelled, item.request->received);
     if (Connection* conn = find(item.request->conn)) {
       send(*conn, error_reply(h.request_id, h.type, item.request->version,
                               Error::make(Errc::cancelled, "the daemon is shutting down")));
@@ -150,11 +179,14 @@ void Server::Impl::finish_stop() {
   drain_completions();
   while (owes_output() && Clock::now() < deadline) loop_once(50, true);
 
-  if (auto r = backend_->persist_pipeline_cache(); !r) {
-    log(LogLevel::warn, "vknoded: pipeline cache not persisted: {}", r.error().to_string());
+  for (const auto& b : backends_) {
+    if (auto r = b->persist_pipeline_cache(); !r) {
+      log(LogLevel::warn, "vknoded: pipeline cache of {} not persisted: {}", b->node_name(),
+          r.error().to_string());
+    }
   }
   snapshot_if_changed();
-  backend_->stop();
+  for (const auto& b : backends_) b->stop();
   std::vector<uint64_t> ids;
   for (auto& [id, conn] : conns_) ids.push_back(id);
   for (uint64_t id : ids) close_connection(id);

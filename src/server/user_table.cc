@@ -16,7 +16,7 @@ bool is_name_char(char c) {
 
 }  // namespace
 
-Result<std::string> UserTable::registry_name(uint32_t uid, std::string_view name) {
+Result<std::string> UserTable::registry_name(uint32_t uid, std::string_view name, uint32_t device) {
   if (name.empty() || name.size() > kMaxUserNameChars) {
     return fail(Errc::invalid_argument,
                 vkn::format("buffer names are 1..{} characters", kMaxUserNameChars),
@@ -28,19 +28,41 @@ Result<std::string> UserTable::registry_name(uint32_t uid, std::string_view name
                   std::string(name));
     }
   }
-  return vkn::format("u{}/{}", uid, name);
+  if (device == 0) return vkn::format("u{}/{}", uid, name);
+  return vkn::format("d{}/u{}/{}", device, uid, name);
 }
 
-std::optional<std::pair<uint32_t, std::string>> UserTable::parse_registry_name(
-    std::string_view registry_name) {
-  if (registry_name.size() < 3 || registry_name[0] != 'u') return std::nullopt;
-  const size_t slash = registry_name.find('/');
-  if (slash == std::string_view::npos || slash < 2 || slash + 1 >= registry_name.size())
-    return std::nullopt;
-  uint32_t uid = 0;
-  auto [end, ec] = std::from_chars(registry_name.data() + 1, registry_name.data() + slash, uid);
-  if (ec != std::errc() || end != registry_name.data() + slash) return std::nullopt;
-  return std::make_pair(uid, std::string(registry_name.substr(slash + 1)));
+namespace {
+
+// Parses "<prefix><number>/" at the start of `s`: the number, and `s` advanced past
+// the slash. nullopt unless the number is all digits and fits.
+std::optional<uint32_t> take_numbered_part(std::string_view& s, char prefix) {
+  if (s.size() < 3 || s[0] != prefix) return std::nullopt;
+  const size_t slash = s.find('/');
+  if (slash == std::string_view::npos || slash < 2) return std::nullopt;
+  uint32_t n = 0;
+  auto [end, ec] = std::from_chars(s.data() + 1, s.data() + slash, n);
+  if (ec != std::errc() || end != s.data() + slash) return std::nullopt;
+  s.remove_prefix(slash + 1);
+  return n;
+}
+
+}  // namespace
+
+std::optional<RegistryName> UserTable::parse_registry_name(std::string_view registry_name) {
+  RegistryName out;
+  std::string_view rest = registry_name;
+  if (!rest.empty() && rest[0] == 'd') {
+    auto device = take_numbered_part(rest, 'd');
+    // "d0/..." is never made (node 0 has no prefix): only one name per buffer.
+    if (!device || *device == 0) return std::nullopt;
+    out.device = *device;
+  }
+  auto uid = take_numbered_part(rest, 'u');
+  if (!uid || rest.empty()) return std::nullopt;
+  out.uid = *uid;
+  out.name = std::string(rest);
+  return out;
 }
 
 Result<void> UserTable::reserve_buffer(uint32_t uid, const std::string& registry_name,
@@ -115,6 +137,17 @@ std::vector<std::pair<std::string, BufferRecord>> UserTable::buffers_of(
     if (!record.pending && (!uid || record.owner == *uid)) out.emplace_back(name, record);
   }
   return out;
+}
+
+std::pair<uint64_t, uint64_t> UserTable::totals() const {
+  std::lock_guard lock(mu_);
+  uint64_t count = 0, bytes = 0;
+  for (const auto& [name, record] : buffers_) {
+    if (record.pending) continue;
+    ++count;
+    bytes += record.bytes;
+  }
+  return {count, bytes};
 }
 
 void UserTable::set_builtins(std::vector<KernelEntry> builtins) {

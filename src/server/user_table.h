@@ -28,6 +28,13 @@ struct Quota {
   uint64_t per_client_queued = 32;  // requests queued or running per connection
 };
 
+// A registry name taken apart (UserTable::parse_registry_name).
+struct RegistryName {
+  uint32_t device = 0;
+  uint32_t uid = 0;
+  std::string name;  // the user's name for the buffer
+};
+
 struct BufferRecord {
   uint32_t owner = 0;
   uint64_t bytes = 0;
@@ -42,12 +49,16 @@ class UserTable {
 
   const Quota& quota() const { return quota_; }
 
-  // "u<uid>/<name>". Errors: invalid_argument unless `name` is 1..100 characters of
-  // [A-Za-z0-9_.:/-].
-  [[nodiscard]] static Result<std::string> registry_name(uint32_t uid, std::string_view name);
-  // The owner and user-visible name of a registry name; nullopt if not of that form.
-  static std::optional<std::pair<uint32_t, std::string>> parse_registry_name(
-      std::string_view registry_name);
+  // "u<uid>/<name>" on device node 0, "d<device>/u<uid>/<name>" on the others: the
+  // name in that node's registry and this table's key, unique across device nodes, so
+  // that one name on two nodes is two buffers and snapshots (which store these names)
+  // know each buffer's node. Node 0 keeps the form of daemons that had one node.
+  // Errors: invalid_argument unless `name` is 1..100 characters of [A-Za-z0-9_.:/-].
+  [[nodiscard]] static Result<std::string> registry_name(uint32_t uid, std::string_view name,
+                                                         uint32_t device = 0);
+  // The device node, owner and user-visible name of a registry name; nullopt if not
+  // of that form.
+  static std::optional<RegistryName> parse_registry_name(std::string_view registry_name);
 
   // --- Buffers. ---
   // Reserves quota for a new buffer. Errors: already_exists, quota_exceeded.
@@ -61,6 +72,8 @@ class UserTable {
   // Adds a buffer restored from a snapshot (not counted against quotas' refusals).
   void adopt_buffer(const std::string& registry_name, const BufferRecord& record);
   std::vector<std::pair<std::string, BufferRecord>> buffers_of(std::optional<uint32_t> uid) const;
+  // Every user's buffers (not those being created): count and bytes.
+  std::pair<uint64_t, uint64_t> totals() const;
   // Counts durable buffers created or removed. A buffer deleted and made again under
   // its name can show the same size and write count as before; snapshots compare this
   // too, so that they never miss the new buffer's contents.

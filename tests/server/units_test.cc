@@ -56,11 +56,31 @@ TEST(UserTableTest, NamesAreNamespacedAndChecked) {
   EXPECT_TRUE(UserTable::registry_name(1, std::string(100, 'a')));
   auto parsed = UserTable::parse_registry_name("u42/x/y");
   ASSERT_TRUE(parsed);
-  EXPECT_EQ(parsed->first, 42u);
-  EXPECT_EQ(parsed->second, "x/y");
-  for (std::string_view bad : {"x42/y", "u/y", "u42", "u42/", "u4x/y", "u99999999999/y"}) {
+  EXPECT_EQ(parsed->device, 0u);
+  EXPECT_EQ(parsed->uid, 42u);
+  EXPECT_EQ(parsed->name, "x/y");
+  for (std::string_view bad : {"x42/y", "u/y", "u42", "u42/", "u4x/y", "u99999999999/y", "d1/x",
+                               "d0/u1/x", "d/u1/x", "d1/u1/", "dx/u1/y"}) {
     EXPECT_FALSE(UserTable::parse_registry_name(bad)) << bad;
   }
+}
+
+TEST(UserTableTest, NamesOnOtherDeviceNodesCarryTheDevice) {
+  EXPECT_EQ(*UserTable::registry_name(1000, "x", 0), "u1000/x");
+  EXPECT_EQ(*UserTable::registry_name(1000, "x", 3), "d3/u1000/x");
+  auto parsed = UserTable::parse_registry_name("d3/u1000/x/y");
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->device, 3u);
+  EXPECT_EQ(parsed->uid, 1000u);
+  EXPECT_EQ(parsed->name, "x/y");
+  // One name on two nodes is two table entries, each counted against the user.
+  UserTable t(Quota{});
+  ASSERT_TRUE(t.reserve_buffer(1000, *UserTable::registry_name(1000, "x", 0), 8, false, 0));
+  ASSERT_TRUE(t.reserve_buffer(1000, *UserTable::registry_name(1000, "x", 1), 16, false, 0));
+  t.commit_buffer("u1000/x");
+  t.commit_buffer("d1/u1000/x");
+  EXPECT_EQ(t.usage(1000).buffers, 2u);
+  EXPECT_EQ(t.totals(), (std::pair<uint64_t, uint64_t>{2, 24}));
 }
 
 TEST(UserTableTest, QuotasAndReservations) {
