@@ -22,9 +22,11 @@ struct CommonOptions {
   bool json = false;
   bool all = false;
   int count = 1;
+  uint32_t device = 0;  // the daemon's device node (`--device N`)
 };
 
 // Parses the options every client command shares; returns kExitOk to go on, or an exit code.
+// `allow_all` also allows --device (both are for `vknode buffers`).
 int parse_common(const char* command, const char* help, Args args, CommonOptions* o, bool allow_all,
                  bool allow_count) {
   for (size_t i = 0; i < args.size(); ++i) {
@@ -41,6 +43,15 @@ int parse_common(const char* command, const char* help, Args args, CommonOptions
       o->all = true;
     } else if ((a == "--count" || a == "-c") && has_value && allow_count) {
       o->count = std::max(1, std::atoi(args[++i]));
+    } else if (a == "--device" && has_value && allow_all) {
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(args[++i], &end, 10);
+      if (end == args[i] || *end != '\0' || v > UINT32_MAX) {
+        std::fprintf(stderr, "vknode %s: --device takes a device node index (see vknode status)\n",
+                     command);
+        return kExitUsage;
+      }
+      o->device = static_cast<uint32_t>(v);
     } else {
       std::fprintf(stderr, "vknode %s: unknown or incomplete option '%s'\n\n%s", command, args[i],
                    help);
@@ -55,6 +66,7 @@ std::unique_ptr<Client> connect_or_report(const char* command, const CommonOptio
   ClientOptions co;
   co.socket_path = o.socket;
   co.name = std::string("vknode ") + command;
+  co.device = o.device;
   auto c = Client::connect(co);
   if (!c) {
     std::fprintf(stderr, "vknode %s: %s\n", command, c.error().to_string().c_str());
@@ -95,8 +107,10 @@ void status_json(const DaemonStatus& s) {
       .field("snapshots", s.snapshots)
       .field("last_snapshot_error", s.last_snapshot_error);
   j.begin_array("devices");
-  for (const NodeStatus& d : s.devices) {
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    const NodeStatus& d = s.devices[i];
     j.begin_object()
+        .field("index", static_cast<uint64_t>(i))
         .field("node", d.name)
         .field("health", protocol::health_name(d.health))
         .field("device", d.device_name)
@@ -153,18 +167,21 @@ void status_table(const DaemonStatus& s) {
   std::printf("  snapshots  %llu written%s%s\n", static_cast<unsigned long long>(s.snapshots),
               s.last_snapshot_error.empty() ? "" : ", last error: ", s.last_snapshot_error.c_str());
   std::puts("");
-  std::puts(vkn::format("  {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", "node",
-                        "health", "device", "execs", "errors", "resets", "buffers", "registry",
-                        "cache hit/miss")
+  // One row per device node; `#` is the index clients name (--device, RequestOptions).
+  std::puts(vkn::format("  {:>2} {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", "#",
+                        "node", "health", "device", "execs", "errors", "resets", "buffers",
+                        "registry", "cache hit/miss")
                 .c_str());
-  for (const NodeStatus& d : s.devices) {
-    std::puts(vkn::format("  {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", d.name,
-                          protocol::health_name(d.health), d.device_name.substr(0, 28),
+  for (size_t i = 0; i < s.devices.size(); ++i) {
+    const NodeStatus& d = s.devices[i];
+    std::puts(vkn::format("  {:>2} {:<22} {:<10} {:<28} {:>8} {:>8} {:>6} {:>8} {:>20} {:>14}", i,
+                          d.name, protocol::health_name(d.health), d.device_name.substr(0, 28),
                           d.exec_count, d.errors, d.device_resets, d.buffer_count,
                           human_bytes(d.registry_bytes) + " / " + human_bytes(d.registry_budget),
                           vkn::format("{}/{}", d.cache_hits, d.cache_misses))
                   .c_str());
-    if (!d.last_error.empty()) std::printf("    last error: %s\n", d.last_error.c_str());
+    std::printf("     uuid %s\n", d.device_uuid.c_str());
+    if (!d.last_error.empty()) std::printf("     last error: %s\n", d.last_error.c_str());
   }
   const UserUsage& u = s.usage;
   std::printf(
@@ -230,8 +247,9 @@ int ping_command(Args args) {
 
 int buffers_command(Args args) {
   static constexpr const char* kHelp =
-      "usage: vknode buffers [--all] [--json] [--socket PATH]\n\n"
-      "Lists your buffers in the daemon (--all: every user's, for root or the daemon's user).";
+      "usage: vknode buffers [--all] [--device N] [--json] [--socket PATH]\n\n"
+      "Lists your buffers on the daemon's device node N (default 0; `vknode status` lists\n"
+      "the nodes). --all: every user's, for root or the daemon's user.";
   CommonOptions o;
   if (int r = parse_common("buffers", kHelp, args, &o, true, false); r != kExitOk) {
     if (r < 0) std::fputs(kExitCodes, stdout);

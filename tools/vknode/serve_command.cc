@@ -19,8 +19,9 @@ namespace {
 constexpr const char* kServeHelp =
     "usage: vknode serve [options]\n"
     "\n"
-    "Runs the vknode daemon in the foreground: one GPU node shared by every process on\n"
-    "the machine through a Unix socket (protocol in docs/protocol.md). Stops gracefully on\n"
+    "Runs the vknode daemon in the foreground: one node per selected GPU, shared by every\n"
+    "process on the machine through a Unix socket (protocol in docs/protocol.md); clients\n"
+    "pick a node by its index (`vknode status` lists them). Stops gracefully on\n"
     "SIGTERM or SIGINT: finishes running work, persists the pipeline cache and snapshots\n"
     "durable buffers so that the next daemon restores them.\n"
     "\n"
@@ -32,7 +33,10 @@ constexpr const char* kServeHelp =
     "  --state-dir DIR         durable-buffer snapshots (default: $VKNODE_STATE_DIR,\n"
     "                          /var/lib/vknode as root, else $XDG_STATE_HOME/vknode)\n"
     "  --cache-dir DIR         pipeline cache directory (default: see docs)\n"
-    "  --device SELECTOR       which GPU (as $VKNODE_DEVICE)\n"
+    "  --device SELECTOR       a device node on this GPU: an index, UUID or name substring\n"
+    "                          (as $VKNODE_DEVICE); repeat it or give a comma list for\n"
+    "                          several nodes (node 0 first); 'all': every GPU (the CPU\n"
+    "                          device when there is none). Default: one node, the best GPU\n"
     "  --workers N             threads feeding the node (default 2)\n"
     "  --quota-bytes N         buffer bytes per user (default: the node's budget)\n"
     "  --quota-buffers N       buffers per user (default 1024)\n"
@@ -40,6 +44,9 @@ constexpr const char* kServeHelp =
     "  --client-queue N        requests queued or running per connection (default 32)\n"
     "  --snapshot-interval S   seconds between durable-buffer snapshots when changed\n"
     "                          (default 60; 0: only at shutdown)\n"
+    "  --metrics-port N        Prometheus metrics on http://127.0.0.1:N/metrics (0: any\n"
+    "                          free port, printed at start)\n"
+    "  --metrics 127.0.0.1:N   the same (only the loopback address is accepted)\n"
     "\n"
     "exit codes: 0 stopped cleanly, 1 could not start (e.g. a daemon already serves the\n"
     "socket) or failed, 2 bad usage.\n";
@@ -50,6 +57,17 @@ bool parse_u64(const char* s, uint64_t* out) {
   if (end == s || *end != '\0') return false;
   *out = v;
   return true;
+}
+
+// "127.0.0.1:N" (or "localhost:N"): the metrics port. The endpoint has no access
+// control, so other addresses are refused rather than silently rebound.
+bool parse_metrics_address(std::string_view s, uint64_t* port) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view host = s.substr(0, colon);
+  if (host != "127.0.0.1" && host != "localhost") return false;
+  const std::string digits(s.substr(colon + 1));
+  return parse_u64(digits.c_str(), port) && *port <= 65535;
 }
 
 }  // namespace
@@ -80,7 +98,17 @@ int serve_command(Args args) {
     } else if (a == "--cache-dir" && has_value) {
       options.node.cache_dir = args[++i];
     } else if (a == "--device" && has_value) {
-      options.node.device_selector = args[++i];
+      options.devices.push_back(args[++i]);
+    } else if (a == "--metrics-port" && number(&n) && n <= 65535) {
+      options.metrics_port = static_cast<uint16_t>(n);
+    } else if (a == "--metrics" && has_value) {
+      if (!parse_metrics_address(args[++i], &n)) {
+        std::fprintf(stderr,
+                     "vknode serve: --metrics takes 127.0.0.1:PORT (loopback only), not '%s'\n",
+                     args[i]);
+        return kExitUsage;
+      }
+      options.metrics_port = static_cast<uint16_t>(n);
     } else if (a == "--workers" && number(&n) && n > 0) {
       options.workers = static_cast<uint32_t>(n);
     } else if (a == "--quota-bytes" && number(&n)) {
@@ -122,7 +150,11 @@ int serve_command(Args args) {
     std::fprintf(stderr, "vknode serve: %s\n", server.error().to_string().c_str());
     return kExitFailure;
   }
-  std::fprintf(stderr, "vknode serve: listening on %s\n", (*server)->socket_path().c_str());
+  std::fprintf(stderr, "vknode serve: listening on %s with %u device nodes\n",
+               (*server)->socket_path().c_str(), (*server)->device_count());
+  if (const uint16_t port = (*server)->metrics_port(); port != 0) {
+    std::fprintf(stderr, "vknode serve: metrics on http://127.0.0.1:%u/metrics\n", port);
+  }
   std::thread signals([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
