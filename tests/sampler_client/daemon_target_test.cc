@@ -2,10 +2,13 @@
 // node (lavapipe in CI) on a temporary socket, in this process. A run through it recovers a
 // known posterior and agrees with a CPU run of the same seed; the backend's buffers live in the
 // daemon only as long as the backend; daemon errors come back unchanged; a daemon that stops
-// mid-run makes the run finish on the CPU.
+// mid-run, or a `vknode serve` child killed with SIGKILL mid-run, makes the run finish on the
+// CPU.
 #include "vknode/sampler/daemon_target.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -283,6 +286,81 @@ TEST_F(DaemonTargetTest, DaemonStoppedMidRunFinishesOnTheCpu) {
   // The backend's destructor, with no daemon, only fails quietly.
   gpu.reset();
 }
+
+#ifdef VKNODE_CLI
+TEST_F(DaemonTargetTest, DaemonKilledMidRunFinishesOnTheCpu) {
+  // `vknode serve` as a child process on this test's socket, killed with SIGKILL during
+  // sampling: the call in flight (or the next one) is node_dead.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string sock = socket(), state = (dir_ / "state").native(),
+                      cache = (dir_ / "cache").native();
+    ::execl(VKNODE_CLI, "vknode", "serve", "--socket", sock.c_str(), "--state-dir", state.c_str(),
+            "--cache-dir", cache.c_str(), "--snapshot-interval", "0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool up = false;
+  for (int i = 0; i < 600 && !up; ++i) {
+    up = connect().has_value();
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!up) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    FAIL() << "vknode serve did not answer";
+  }
+  auto model = testing::must(make_normal(3, 1.0, 2.0));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
+  bool killed = false, reaped = false;
+  int status = 0;
+  std::thread killer;
+  // Warm-up has one advance() per iteration (100 here); the 110th is a sampling block. The
+  // kill comes from another thread a moment after that call starts (in it or just after it);
+  // the next call starts only once the daemon is gone.
+  constexpr int kKillAt = 110;
+  HookedBackend hooked(*gpu, [&](int n) {
+    if (n == kKillAt) {
+      killed = true;
+      killer = std::thread([pid] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        ::kill(pid, SIGKILL);
+      });
+    } else if (n == kKillAt + 1) {
+      killer.join();
+      reaped = ::waitpid(pid, &status, 0) == pid;
+    }
+  });
+  SamplerConfig config;
+  config.chains = 16;
+  config.warmup = 100;
+  config.draws = 400;
+  config.steps = 8;
+  config.seed = 5;
+  config.threads = 2;
+  config.block_size = 20;
+  auto r = sample(*model, config, &hooked);
+  if (killer.joinable()) killer.join();
+  if (!reaped) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_TRUE(killed);
+  EXPECT_TRUE(reaped);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_EQ(r->backend, "cpu");
+  EXPECT_NE(r->fallback_reason.find("node_dead"), std::string::npos) << r->fallback_reason;
+  ASSERT_EQ(r->values.size(), size_t{16} * 400 * 3);
+  const Moments m = moments(*r);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(m.mean[k], 1.0, 0.35) << k;
+    EXPECT_NEAR(m.var[k], 4.0, 1.2) << k;
+  }
+  gpu.reset();
+}
+#endif
 
 TEST_F(DaemonTargetTest, NoDaemonIsNodeDead) {
   auto model = testing::must(make_normal(3));
