@@ -28,17 +28,23 @@ Result<T> passed(Result<T> r) {
 class DaemonNodeTarget final : public NodeTarget {
  public:
   DaemonNodeTarget(std::shared_ptr<Client> client, DaemonTargetOptions options)
-      : client_(std::move(client)), request_{options.timeout} {}
+      : client_(std::move(client)), device_(options.device) {
+    request_.timeout = options.timeout;
+    request_.device = options.device;
+  }
 
   std::string describe() const override {
-    return vkn::format("daemon (pid {})", client_->daemon().daemon_pid);
+    return vkn::format("daemon (pid {}) device {}", client_->daemon().daemon_pid, device_);
   }
 
   Result<TargetDevice> device() override {
     auto st = passed(client_->status(request_));
     if (!st) return fail(st.error());
-    if (st->devices.empty()) return fail(Errc::node_dead, "the daemon has no device node");
-    const NodeStatus& node = st->devices.front();
+    if (device_ >= st->devices.size()) {
+      return fail(Errc::not_found, "the daemon has no such device node",
+                  vkn::format("{} of {}", device_, st->devices.size()));
+    }
+    const NodeStatus& node = st->devices[device_];
     auto local = local_device(node.device_uuid);
     if (local) return local;
     // The daemon's device is not visible here (another container, no driver): assume only
@@ -72,7 +78,8 @@ class DaemonNodeTarget final : public NodeTarget {
  private:
   // Fixed after construction.
   const std::shared_ptr<Client> client_;
-  const RequestOptions request_;
+  const uint32_t device_;
+  RequestOptions request_;
 };
 
 }  // namespace
@@ -86,10 +93,12 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> create_daemon_backend(const Model& m
                                                                   GpuBackendOptions options,
                                                                   ClientOptions client_options) {
   if (client_options.name.empty()) client_options.name = "vknode-sampler";
+  const uint32_t device = client_options.device;
   auto client = Client::connect(std::move(client_options));
   if (!client) return fail(client.error());
   DaemonTargetOptions to;
   to.timeout = options.call.timeout;
+  to.device = device;
   options.target = make_daemon_target(std::shared_ptr<Client>(std::move(*client)), to);
   return GpuLeapfrogBackend::create(model, options);
 }

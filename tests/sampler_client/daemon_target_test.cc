@@ -230,10 +230,20 @@ TEST_F(DaemonTargetTest, BuffersLiveAsLongAsTheBackend) {
 TEST_F(DaemonTargetTest, DaemonErrorsComeBackUnchanged) {
   start_server();
   VKN_ASSERT_OK_AND_ASSIGN(client, connect());
-  auto target = make_daemon_target(std::shared_ptr<Client>(std::move(client)));
+  std::shared_ptr<Client> shared(std::move(client));
+  auto target = make_daemon_target(shared);
   VKN_ASSERT_OK_AND_ASSIGN(device, target->device());
   EXPECT_FALSE(device.name.empty());
   EXPECT_GE(device.max_workgroup_invocations, 128u);
+  DaemonTargetOptions elsewhere;
+  elsewhere.device = 7;  // the daemon has one device node
+  auto missing = make_daemon_target(shared, elsewhere)->device();
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, Errc::not_found);
+  BufferSpec small{64};
+  auto nowhere = make_daemon_target(shared, elsewhere)->create_buffer("x", small);
+  ASSERT_FALSE(nowhere.has_value());
+  EXPECT_EQ(nowhere.error().code, Errc::not_found);
   std::vector<uint32_t> junk{0x07230203u, 1, 2, 3, 4, 5};
   auto k = target->register_kernel(junk, "junk");
   ASSERT_FALSE(k.has_value());

@@ -28,6 +28,9 @@ namespace vkn::sampler {
 struct DaemonTargetOptions {
   // Deadline of every call; unset: the client's default_timeout.
   std::optional<std::chrono::milliseconds> timeout;
+  // The daemon's device node (position in DaemonStatus::devices) every call names, whatever
+  // the client's ClientOptions::device. An index the daemon does not have is not_found.
+  uint32_t device = 0;
 };
 
 // A target on the daemon behind `client`, which it keeps alive.
@@ -36,8 +39,9 @@ std::shared_ptr<NodeTarget> make_daemon_target(std::shared_ptr<Client> client,
                                                DaemonTargetOptions options = {});
 
 // For CLI code: connects to the machine's daemon (client_options.socket_path empty: the default
-// socket, see ClientOptions) and creates a GpuLeapfrogBackend on it. options.target is replaced;
-// options.call.timeout, when set, is the deadline of every daemon call.
+// socket, see ClientOptions) and creates a GpuLeapfrogBackend on it, on the device node
+// client_options.device. options.target is replaced; options.call.timeout, when set, is the
+// deadline of every daemon call.
 // Errors: node_dead when no daemon answers (is_fallback_error: sample on the CPU),
 // permission_denied, not_found (no socket path applies), and those of GpuLeapfrogBackend::create.
 [[nodiscard]] Result<std::unique_ptr<GpuLeapfrogBackend>> create_daemon_backend(
