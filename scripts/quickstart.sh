@@ -14,7 +14,7 @@ jobs=${JOBS:-$(nproc)}
 
 packages=(cmake ninja-build g++ pkg-config libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers
           glslc libshaderc-dev spirv-tools libspirv-cross-c-shared-dev libgtest-dev libgmock-dev
-          libbenchmark-dev)
+          libbenchmark-dev libopenmpi-dev openmpi-bin)
 # The fuzz build needs clang 16 (libstdc++ 12's std::expected) and its libFuzzer runtime.
 reliability_packages=(clang-16 libclang-rt-16-dev)
 

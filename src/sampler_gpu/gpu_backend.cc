@@ -197,6 +197,8 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   if (impl->f64 && !facts->float64)
     return fail(Errc::unsupported, "f64 sampling needs shaderFloat64", facts->name);
   impl->name = vkn::format("gpu:{}", facts->name);
+  // Say where the work goes when it is not an in-process node (e.g. "via daemon (pid 42)").
+  if (options.target) impl->name += " via " + options.target->describe();
   impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_storage_buffer_range);
   if (options.TEST_max_buffer_bytes > 0) {
     impl->max_buffer_bytes = std::min(impl->max_buffer_bytes, options.TEST_max_buffer_bytes);

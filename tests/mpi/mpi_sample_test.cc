@@ -2,7 +2,9 @@
 // sample in one process: the joined CSVs, the shared adaptation, a rank whose node fails, and
 // a rank that dies.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -49,7 +51,10 @@ class MpiSampleTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("vknode-mpi-test-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
   std::string prefix(const std::string& name) const { return (dir_ / name).string(); }
 
   // The draw rows of one chain's CSV (comments and the header skipped).
@@ -137,12 +142,46 @@ TEST_F(MpiSampleTest, SharedAdaptationMatchesOneProcessInDistribution) {
 }
 
 TEST_F(MpiSampleTest, AFaultInOneRanksNodeIsSurvived) {
-  const CommandRun r = run(mpirun(3, "VKNODE_TEST_FAULT_RANK=1") + kModel + " --chains 6 --seed 3 --output " + prefix("f"));
+  const CommandRun r =
+      run(mpirun(3, "VKNODE_TEST_FAULT_RANK=1") + kModel + " --chains 6 --seed 3 --device gpu --output " + prefix("f"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("rank 1 on"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("device_lost"), std::string::npos) << r.output;
   for (size_t k = 0; k < 3; ++k) {
     const auto s = vkn::sampler::summarize_param("x", column(prefix("f"), 6, kFirstParamColumn + k), 6);
+    EXPECT_LT(std::abs(s.mean - 1.0), 5 * s.mcse_mean) << "param " << k;
+  }
+}
+
+// Ranks of one machine use its daemon, taking its device nodes in turn.
+TEST_F(MpiSampleTest, RanksUseTheMachinesDaemonOnePerDeviceNode) {
+  const std::string socket = prefix("d.sock"), env = "VKNODE_SOCKET=" + socket;
+  const CommandRun serve = run(env + " " + VKNODE_CLI + " serve --socket " + socket + " --state-dir " + prefix("state") +
+                               " --cache-dir " + prefix("cache") + " --device 0 --device 0 > " + prefix("serve.log") +
+                               " 2>&1 & echo $!");
+  ASSERT_EQ(serve.exit_code, 0);
+  const pid_t daemon = static_cast<pid_t>(std::stol(serve.output));
+  for (int i = 0; i < 200 && !fs::exists(socket); ++i) ::usleep(50000);
+  ASSERT_TRUE(fs::exists(socket)) << "the daemon did not start";
+  const CommandRun r = run(mpirun(2, env) + kModel + " --chains 4 --seed 2 --output " + prefix("d"));
+  const CommandRun status = run(env + " " + VKNODE_CLI + " status --json");
+  run(env + " " + VKNODE_CLI + " stop");
+  for (int i = 0; i < 400 && ::kill(daemon, 0) == 0; ++i) ::usleep(25000);  // it persists, then exits
+  EXPECT_NE(::kill(daemon, 0), 0) << "the daemon did not stop";
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0 on"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("on cpu"), std::string::npos) << r.output;
+  size_t via = 0;
+  for (size_t at = 0; (at = r.output.find("via daemon", at)) != std::string::npos; ++at) ++via;
+  EXPECT_GE(via, 2u) << r.output;  // both ranks' lines
+  // Both device nodes ran Programs: rank 0 on node 0, rank 1 on node 1.
+  size_t busy = 0;
+  for (size_t at = 0; (at = status.output.find("\"exec_count\":", at)) != std::string::npos; ++at) {
+    if (status.output.compare(at + 13, 2, "0,") != 0) ++busy;
+  }
+  EXPECT_EQ(busy, 2u) << status.output;
+  for (size_t k = 0; k < 3; ++k) {
+    const auto s = vkn::sampler::summarize_param("x", column(prefix("d"), 4, kFirstParamColumn + k), 4);
     EXPECT_LT(std::abs(s.mean - 1.0), 5 * s.mcse_mean) << "param " << k;
   }
 }

@@ -2,6 +2,7 @@
 
 #include "util/strformat.h"
 #include "vknode/node/node.h"
+#include "vknode/sampler/daemon_target.h"
 #include "vknode/sampler/gpu_backend.h"
 #include "vknode/sampler/split_backend.h"
 
@@ -11,10 +12,31 @@ using namespace vkn::sampler;
 
 Result<std::unique_ptr<SampleBackend>> SampleBackend::start(const Model& model, const SampleOptions& o,
                                                             const std::vector<std::string>& selectors,
-                                                            const std::string& name_prefix) {
+                                                            const std::string& name_prefix, uint32_t daemon_slot) {
   std::unique_ptr<SampleBackend> self(new SampleBackend());
+  if (o.device == "cpu") return self;
   std::vector<std::unique_ptr<LeapfrogBackend>> parts;
   auto add_note = [&](const std::string& what) { self->note_ += (self->note_.empty() ? "" : "; ") + what; };
+  if (o.device == "daemon" || o.device == "auto") {
+    GpuBackendOptions go;
+    go.precision = o.precision == "f64" ? Precision::f64 : Precision::f32;
+    ClientOptions co;
+    if (daemon_slot > 0) {
+      if (auto c = Client::connect(); c) {
+        if (auto st = (*c)->status(); st && !st->devices.empty()) co.device = daemon_slot % st->devices.size();
+      }
+    }
+    auto b = create_daemon_backend(model, go, co);
+    if (b) {
+      self->backend_ = std::move(*b);
+      return self;
+    }
+    if (b.error().code == Errc::invalid_argument || b.error().code == Errc::unsupported) return fail(b.error());
+    if (o.device == "daemon") {
+      add_note("no daemon: " + b.error().to_string());
+      return self;
+    }
+  }
   for (size_t i = 0; i < selectors.size(); ++i) {
     NodeOptions no;
     no.name = selectors.size() == 1 ? name_prefix : vkn::format("{}-{}", name_prefix, i);

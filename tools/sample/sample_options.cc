@@ -102,7 +102,9 @@ std::string parse_args(std::span<char* const> args, SampleOptions& o) {
       if (!value(v)) err = "--synthetic needs N,D";
       o.synthetic = v;
     } else if (a == "--device") {
-      if (!value(v) || (v != "gpu" && v != "cpu")) err = "--device is gpu or cpu";
+      if (!value(v) || (v != "auto" && v != "daemon" && v != "gpu" && v != "cpu")) {
+        err = "--device is auto, daemon, gpu or cpu";
+      }
       o.device = v;
     } else if (a == "--precision") {
       if (!value(v) || (v != "f32" && v != "f64")) err = "--precision is f32 or f64";
@@ -229,7 +231,9 @@ const char* const kSampleOptionsHelp =
     "  --chains N (4)  --warmup N (1000)  --draws N (1000)  --steps K (16)  --seed S (0)\n"
     "  --step-size E (0.1)  --target-accept A (0.8)  --adapt-steps (ChEES)  --pooled-metric\n"
     "  --pooled-step-size (after warm-up all chains use the mean adapted step size)\n"
-    "  --device gpu|cpu (gpu: an in-process node; the CPU takes over on node errors)\n"
+    "  --device auto|daemon|gpu|cpu (auto): daemon: the machine's vknode daemon; gpu: in-process\n"
+    "                  nodes; auto: the daemon if one answers, else in-process nodes. The CPU\n"
+    "                  takes over when neither is there and whenever a node fails\n"
     "  --gpus all|SEL,SEL  devices to spread the chains over, one node each (default: the\n"
     "                      default device; all: every GPU of the machine)\n"
     "  --precision f32|f64 (f32)  --threads N (CPU threads, 0 = all)\n"

@@ -15,7 +15,7 @@ namespace vkn::cli {
 
 struct SampleOptions {
   std::string family, params, expr, logistic_csv, synthetic, output;
-  std::string device = "gpu";  // gpu or cpu
+  std::string device = "auto";  // auto, daemon, gpu (in-process) or cpu
   std::string gpus;            // --gpus: "" (the default device), "all", or selectors "0,1"
   std::string precision = "f32";
   size_t dim = 0;

@@ -40,7 +40,7 @@ int sample_command(Args args) {
   if (o.progress && ::isatty(STDERR_FILENO)) o.config.progress = draw_progress;
 
   std::unique_ptr<SampleBackend> gpu;
-  if (o.device == "gpu") {
+  if (o.device != "cpu") {
     auto g = SampleBackend::start(**model, o, gpu_selectors(o.gpus), vkn::format("vknode-sample-{}", ::getpid()));
     if (!g) {
       std::fprintf(stderr, "vknode sample: %s\n", g.error().to_string().c_str());

@@ -61,13 +61,15 @@ bool test_hook(const char* variable, const Rank& me) {
   return v && *v && std::atoi(v) == me.rank;
 }
 
-// The GPU for this rank: the machine's daemon is not used yet; an in-process node on the
-// rank's device (ranks of one machine take its devices in turn); null: the CPU.
+// The GPU for this rank: the machine's daemon if one answers (--device auto or daemon), else an
+// in-process node on the rank's device (ranks of one machine take its devices in turn); null:
+// the CPU.
 std::unique_ptr<SampleBackend> start_gpu(const Model& model, const SampleOptions& o, const Rank& me) {
-  if (o.device != "gpu") return nullptr;
+  if (o.device == "cpu") return nullptr;
   const std::string selector = device_for_rank(gpu_selectors(o.gpus.empty() ? "all" : o.gpus),
                                                static_cast<uint32_t>(me.local_rank));
-  auto g = SampleBackend::start(model, o, {selector}, vkn::format("vknode-mpi-{}-{}", ::getpid(), me.rank));
+  auto g = SampleBackend::start(model, o, {selector}, vkn::format("vknode-mpi-{}-{}", ::getpid(), me.rank),
+                                static_cast<uint32_t>(me.local_rank));
   if (!g) abort_job(me, g.error().to_string());
   if (!(*g)->note().empty()) {
     std::fprintf(stderr, "vknode-mpi: rank %d: %s; sampling on the CPU\n", me.rank, (*g)->note().c_str());
@@ -123,6 +125,10 @@ int report_joined(const Model& model, const SampleOptions& o, const Rank& me,
   }
   auto all = concatenate_chains(parts);
   if (!all) abort_job(me, all.error().to_string());
+  const double seconds = all->warmup_seconds + all->sampling_seconds;
+  std::fprintf(stderr, "vknode-mpi: %zu ranks, %llu leapfrog steps in %.3f s (slowest rank): %.4g leapfrog steps/s\n",
+               parts.size(), static_cast<unsigned long long>(all->gradient_evaluations), seconds,
+               seconds > 0 ? static_cast<double>(all->gradient_evaluations) / seconds : 0.0);
   const std::string device = vkn::format("{} ranks: {}", parts.size(), all->backend);
   return report_run(model, *all, o, device);
 }
