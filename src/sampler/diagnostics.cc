@@ -2,10 +2,12 @@
 #include "vknode/sampler/diagnostics.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <complex>
 #include <limits>
 #include <numeric>
+#include <thread>
 
 #include "sampler/special_math.h"
 
@@ -202,21 +204,46 @@ bool too_short(std::span<const double> draws, size_t chains) {
 
 }  // namespace
 
-double quantile(std::span<const double> values, double p) {
-  if (values.empty() || !(p >= 0 && p <= 1)) return kNaN;
-  std::vector<double> v(values.begin(), values.end());
-  std::sort(v.begin(), v.end());
+namespace {
+
+// quantile() of values already in ascending order.
+double quantile_of_sorted(std::span<const double> v, double p) {
+  if (v.empty() || !(p >= 0 && p <= 1)) return kNaN;
   const double h = (static_cast<double>(v.size()) - 1) * p;
   const size_t lo = static_cast<size_t>(std::floor(h));
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
 }
 
+// quantile(v, 0.5) in linear time.
+double median_of(std::vector<double> v) {
+  if (v.empty()) return kNaN;
+  const double h = (static_cast<double>(v.size()) - 1) * 0.5;
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+  const double a = v[lo];
+  const double b = lo + 1 < v.size() ? *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end()) : a;
+  return a + (h - static_cast<double>(lo)) * (b - a);
+}
+
+std::vector<double> sorted_copy(std::span<const double> values) {
+  std::vector<double> v(values.begin(), values.end());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+double quantile(std::span<const double> values, double p) {
+  if (values.empty() || !(p >= 0 && p <= 1)) return kNaN;
+  return quantile_of_sorted(sorted_copy(values), p);
+}
+
 double split_rhat(std::span<const double> draws, size_t chains) {
   if (too_short(draws, chains) || degenerate(draws)) return kNaN;
   const Chains s = split(to_chains(draws, chains));
   const std::vector<double> all = flatten(s);
-  const double med = quantile(all, 0.5);
+  const double med = median_of(all);
   Chains folded = s;
   for (auto& c : folded) {
     for (double& x : c) x = std::abs(x - med);
@@ -234,10 +261,10 @@ double ess_bulk(std::span<const double> draws, size_t chains) {
 double ess_tail(std::span<const double> draws, size_t chains) {
   if (too_short(draws, chains) || degenerate(draws)) return kNaN;
   const Chains s = split(to_chains(draws, chains));
-  const std::vector<double> all = flatten(s);
+  const std::vector<double> all = sorted_copy(flatten(s));
   double result = std::numeric_limits<double>::infinity();
   for (double p : {0.05, 0.95}) {
-    const double q = quantile(all, p);
+    const double q = quantile_of_sorted(all, p);
     Chains ind = s;
     for (auto& c : ind) {
       for (double& x : c) x = x <= q ? 1.0 : 0.0;
@@ -271,9 +298,10 @@ ParamSummary summarize_param(std::string name, std::span<const double> draws, si
   const std::vector<double> v(draws.begin(), draws.end());
   s.mean = v.empty() ? kNaN : mean_of(v);
   s.sd = v.size() < 2 ? kNaN : std::sqrt(sample_variance(v));
-  s.q5 = quantile(v, 0.05);
-  s.q50 = quantile(v, 0.5);
-  s.q95 = quantile(v, 0.95);
+  const std::vector<double> sorted = sorted_copy(v);
+  s.q5 = quantile_of_sorted(sorted, 0.05);
+  s.q50 = quantile_of_sorted(sorted, 0.5);
+  s.q95 = quantile_of_sorted(sorted, 0.95);
   s.mcse_mean = mcse_mean(draws, chains);
   s.ess_bulk = ess_bulk(draws, chains);
   s.ess_tail = ess_tail(draws, chains);
@@ -299,8 +327,22 @@ RunSummary summarize(const SampleResult& r) {
     s.mean_n_leapfrog += r.n_leapfrog[i] / total;
     s.divergences += r.divergent[i];
   }
-  s.params.push_back(summarize_param("lp__", r.lp, r.chains));
-  for (size_t k = 0; k < r.num_params(); ++k) s.params.push_back(summarize_param(r.param_names[k], r.param_draws(k), r.chains));
+  // Each parameter's diagnostics sort and transform all its draws: for thousands of chains
+  // that is seconds per parameter, so the parameters are spread over the cores.
+  s.params.resize(r.num_params() + 1);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next++) < s.params.size();) {
+      s.params[k] = k == 0 ? summarize_param("lp__", r.lp, r.chains)
+                           : summarize_param(r.param_names[k - 1], r.param_draws(k - 1), r.chains);
+    }
+  };
+  const size_t cells = r.lp.size() * s.params.size();
+  const size_t threads = cells < (size_t{1} << 16) ? 1 : std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), s.params.size());
+  std::vector<std::jthread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  pool.clear();
   s.min_ess_bulk = s.min_ess_tail = kNaN;
   for (const auto& p : s.params) {
     if (!std::isnan(p.ess_bulk) && !(p.ess_bulk >= s.min_ess_bulk)) s.min_ess_bulk = p.ess_bulk;
