@@ -74,11 +74,11 @@ Result<void> SplitLeapfrogBackend::advance(std::span<ChainState> states, const A
     const size_t b = begin_of(i, n, chains);
     return states.subspan(b, begin_of(i + 1, n, chains) - b);
   };
-  for (size_t i = 0; i < n; ++i) {
-    if (!parts_[i].retired) saved[i].assign(slice(i).begin(), slice(i).end());
-  }
   run_parts(parts_, [&](size_t i) {
     if (slice(i).empty()) return;
+    // Each part copies its own share on its own thread: for many chains the copies are a large
+    // part of the host's work per call.
+    if (!parts_[i].retired) saved[i].assign(slice(i).begin(), slice(i).end());
     LeapfrogBackend& b = parts_[i].retired ? *cpu_ : *parts_[i].backend;
     results[i] = b.advance(slice(i), request, outs[i]);
   });
