@@ -31,8 +31,13 @@ extra=(--device "$device" --no-progress --warmup "$warmup" --draws "$draws" --se
 # Prints the leapfrog steps per second of one run.
 rate() {
   local np=$1 chains=$2 out
-  out=$("$mpirun" -np "$np" --bind-to none "$bin/vknode-mpi" sample normal --params "d=$dim" \
-        --chains "$chains" "${extra[@]}" 2>&1 >/dev/null)
+  out=$(timeout "${RUN_TIMEOUT:-600}" "$mpirun" -np "$np" --bind-to none "$bin/vknode-mpi" sample normal \
+        --params "d=$dim" --chains "$chains" "${extra[@]}" 2>&1 >/dev/null) || true
+  if ! echo "$out" | grep -q "leapfrog steps/s"; then
+    echo "$out" | tail -15 >&2
+    echo 0
+    return
+  fi
   echo "$out" | grep -E "^vknode-mpi: rank|leapfrog steps/s" >&2
   echo "$out" | sed -n 's/.*: \([0-9.e+]*\) leapfrog steps\/s/\1/p'
 }
@@ -48,7 +53,7 @@ for mode in strong weak; do
     python3 - "$mode" "$np" "$chains" "$r" "$base" "$first" <<'PY'
 import sys
 mode, np, chains, r, base, first = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
-speedup = r / base
+speedup = r / base if base > 0 else float("nan")
 eff = speedup / (np / first)
 print(f"{mode:<7} {np:<6} {chains:<8} {r:<16.4g} {speedup:<10.3f} {eff:.1%}")
 PY
