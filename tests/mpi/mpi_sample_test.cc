@@ -37,9 +37,10 @@ CommandRun run(const std::string& command) {
   return r;
 }
 
-// mpirun as this user (root in CI containers) with more ranks than cores, on shared memory.
+// mpirun as this user (root in CI containers) with more ranks than cores, on shared memory,
+// launching on this machine only (no ssh).
 std::string mpirun(int ranks, const std::string& env = "") {
-  std::string cmd = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ") +
+  std::string cmd = std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_plm=isolated ") +
                     "OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 " + env + " " +
                     VKNODE_MPIEXEC + " -np " + std::to_string(ranks);
   return cmd + " " + VKNODE_MPI_CLI + " sample";
