@@ -5,9 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "server/snapshot.h"
 #include "server_fixture.h"
@@ -50,14 +55,16 @@ class NodeDaemonTest : public ServerFixture {
   }
 
   // Starts `vknode serve` on this test's socket; waits until it answers.
-  pid_t spawn_daemon() {
+  pid_t spawn_daemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"vknode", "serve", "--socket", socket(), "--state-dir", (dir_ / "state").native(),
+                                     "--cache-dir", (dir_ / "cache").native(), "--snapshot-interval", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid == 0) {
-      const std::string sock = socket(), state = (dir_ / "state").native(),
-                        cache = (dir_ / "cache").native();
-      ::execl(VKNODE_CLI, "vknode", "serve", "--socket", sock.c_str(), "--state-dir", state.c_str(),
-              "--cache-dir", cache.c_str(), "--snapshot-interval", "0",
-              static_cast<char*>(nullptr));
+      ::execv(VKNODE_CLI, argv.data());
       ::_exit(127);
     }
     for (int i = 0; i < 600; ++i) {
@@ -183,6 +190,26 @@ TEST_F(NodeDaemonTest, SigkillGivesNodeDeadAndANewDaemonStartsOnTheStaleSocket) 
   VKN_ASSERT_OK(client->ping());  // reconnected
   ::kill(second, SIGTERM);
   EXPECT_EQ(wait_exit(second), 0);
+}
+
+TEST_F(NodeDaemonTest, CachePersistWritesTheCacheOfEveryDeviceNode) {
+  const pid_t pid = spawn_daemon({"--device", "0", "--device", "0"});
+  ASSERT_GT(pid, 0);
+  const std::string command = std::string(VKNODE_CLI) + " cache persist --socket " + socket() + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int status = ::pclose(p);
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  // Both nodes run on one device, so they share one file: one line, and the file is there.
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  out.pop_back();
+  EXPECT_TRUE(std::filesystem::exists(out)) << out;
 }
 
 TEST_F(NodeDaemonTest, SigtermSnapshotsDurableBuffersForTheNextDaemon) {

@@ -1,7 +1,9 @@
 // `vknode cache path|persist|clear`: the pipeline cache on disk.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "command.h"
 #include "gpu/pipeline_cache_file.h"
@@ -15,7 +17,8 @@ constexpr const char* kCacheHelp =
     "\n"
     "  path     prints the pipeline cache file the daemon uses (or, with no daemon\n"
     "           running, the directory a node would use)\n"
-    "  persist  asks the daemon to write its pipeline cache now (root or the daemon's user)\n"
+    "  persist  asks the daemon to write its pipeline caches now, one per device node (root or\n"
+    "           the daemon's user)\n"
     "  clear    deletes the pipeline cache files (pipeline-*.vkpc and their layouts) in\n"
     "           that directory; a running daemon keeps its in-memory cache and writes it\n"
     "           again when it next persists\n"
@@ -72,12 +75,23 @@ int cache_command(Args args) {
       std::fputs("vknode cache persist: no daemon running\n", stderr);
       return kExitNoDaemon;
     }
-    auto path = client->persist_pipeline_cache();
-    if (!path) {
-      std::fprintf(stderr, "vknode cache persist: %s\n", path.error().to_string().c_str());
-      return kExitFailure;
+    // Every device node of the daemon; nodes on devices of one kind share a file.
+    auto st = client->status();
+    const size_t nodes = st && !st->devices.empty() ? st->devices.size() : 1;
+    std::vector<std::string> written;
+    for (uint32_t i = 0; i < nodes; ++i) {
+      RequestOptions ro;
+      ro.device = i;
+      auto path = client->persist_pipeline_cache(ro);
+      if (!path) {
+        std::fprintf(stderr, "vknode cache persist: device node %u: %s\n", i, path.error().to_string().c_str());
+        return kExitFailure;
+      }
+      if (std::find(written.begin(), written.end(), *path) == written.end()) {
+        written.push_back(*path);
+        std::printf("%s\n", path->c_str());
+      }
     }
-    std::printf("%s\n", path->c_str());
     return kExitOk;
   }
   std::filesystem::path file;
