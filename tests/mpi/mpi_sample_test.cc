@@ -200,4 +200,16 @@ TEST_F(MpiSampleTest, FewerChainsThanRanksIsAUsageError) {
   EXPECT_NE(r.output.find("2 chains for 3 ranks"), std::string::npos) << r.output;
 }
 
+TEST_F(MpiSampleTest, HelpAndBadArgumentsAnswerWithoutMpi) {
+  const CommandRun help = run(std::string(VKNODE_MPI_CLI) + " sample --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--pooled-step-size"), std::string::npos) << help.output;
+  const CommandRun bad = run(std::string(VKNODE_MPI_CLI) + " simulate");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("usage: mpirun"), std::string::npos) << bad.output;
+  const CommandRun typo = run(mpirun(2) + " normal --chainz 4");
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_NE(typo.output.find("unexpected argument '--chainz'"), std::string::npos) << typo.output;
+}
+
 }  // namespace

@@ -15,6 +15,12 @@ int main(int argc, char** argv) {
                help ? stdout : stderr);
     return help ? 0 : 2;
   }
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::fputs(vkn::cli::mpi_sample_usage().c_str(), stdout);
+      return 0;
+    }
+  }
   int provided = 0;
   // Only the main thread calls MPI; the node and CPU threads never do.
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {

@@ -135,13 +135,18 @@ int report_joined(const Model& model, const SampleOptions& o, const Rank& me,
 
 }  // namespace
 
+std::string mpi_sample_usage() {
+  return std::string("usage: mpirun -np N vknode-mpi sample [MODEL] [options]\n\n") +
+         "Runs one HMC run over the MPI ranks: chains split across ranks, warm-up shared,\n"
+         "draws joined on rank 0 (docs/mpi.md). --gpus picks the devices ranks take in turn\n"
+         "(default all).\n\n" +
+         kSampleOptionsHelp + "\nExit codes: 0 success, 1 failure, 2 bad usage.\n";
+}
+
 int mpi_sample_command(std::span<char* const> args) {
   const Rank me = describe_rank();
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  const std::string usage = std::string("usage: mpirun -np N vknode-mpi sample [MODEL] [options]\n\n") +
-                            "Runs one HMC run over the MPI ranks: chains split across ranks, warm-up shared,\n"
-                            "draws joined on rank 0 (docs/mpi.md). --gpus picks the devices ranks take in turn\n"
-                            "(default all).\n\n" + kSampleOptionsHelp;
+  const std::string usage = mpi_sample_usage();
   SampleOptions o;
   if (auto err = parse_sample_args(args, o); !err.empty()) {
     if (me.rank == 0) std::fprintf(stderr, "vknode-mpi sample: %s\n\n%s", err.c_str(), usage.c_str());

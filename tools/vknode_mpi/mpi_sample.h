@@ -2,6 +2,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 
 namespace vkn::cli {
 
@@ -9,5 +10,8 @@ namespace vkn::cli {
 // A rank whose sampling fails aborts the job (MPI_Abort) after saying why, since the other
 // ranks would otherwise wait for it in a collective.
 int mpi_sample_command(std::span<char* const> args);
+
+// The usage text of `vknode-mpi sample`.
+std::string mpi_sample_usage();
 
 }  // namespace vkn::cli
