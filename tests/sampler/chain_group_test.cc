@@ -19,13 +19,7 @@ using testing::must;
 using testing::ThreadChainGroup;
 
 SamplerConfig base_config(uint32_t chains) {
-  SamplerConfig c;
-  c.chains = chains;
-  c.warmup = 200;
-  c.draws = 150;
-  c.steps = 6;
-  c.seed = 77;
-  c.threads = 1;
+  SamplerConfig c = testing::sampler_config(chains, 200, 150, 6, 77, 1);
   return c;
 }
 

@@ -130,14 +130,8 @@ TEST(CpuLeapfrogBackendTest, DivergentTrajectoriesStopAndAreRejected) {
 }
 
 SamplerConfig fallback_config() {
-  SamplerConfig c;
-  c.chains = 3;
-  c.warmup = 60;
-  c.draws = 120;
+  SamplerConfig c = testing::sampler_config(3, 60, 120, 5, 7, 2);
   c.block_size = 50;
-  c.steps = 5;
-  c.seed = 7;
-  c.threads = 2;
   return c;
 }
 

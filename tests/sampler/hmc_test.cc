@@ -15,13 +15,7 @@ namespace {
 using testing::must;
 
 SamplerConfig small_config(uint32_t chains = 4, uint32_t warmup = 300, uint32_t draws = 500) {
-  SamplerConfig c;
-  c.chains = chains;
-  c.warmup = warmup;
-  c.draws = draws;
-  c.steps = 8;
-  c.seed = 20240601;
-  c.threads = 2;
+  SamplerConfig c = testing::sampler_config(chains, warmup, draws, 8, 20240601, 2);
   return c;
 }
 

@@ -15,14 +15,8 @@ using testing::FlakyBackend;
 using testing::must;
 
 SamplerConfig split_config(uint32_t chains) {
-  SamplerConfig c;
-  c.chains = chains;
-  c.warmup = 80;
-  c.draws = 120;
+  SamplerConfig c = testing::sampler_config(chains, 80, 120, 5, 11, 1);
   c.block_size = 40;
-  c.steps = 5;
-  c.seed = 11;
-  c.threads = 1;
   return c;
 }
 

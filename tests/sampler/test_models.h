@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "vknode/sampler/hmc.h"
 #include "vknode/sampler/model.h"
 #include "vknode/sampler/models.h"
 
@@ -18,6 +19,19 @@ struct NamedModel {
   std::string label;
   std::shared_ptr<Model> model;
 };
+
+// A sampler configuration with the fields the tests vary; the rest are SamplerConfig's defaults.
+inline SamplerConfig sampler_config(uint32_t chains, uint32_t warmup, uint32_t draws, uint32_t steps, uint64_t seed,
+                                    unsigned threads) {
+  SamplerConfig c;
+  c.chains = chains;
+  c.warmup = warmup;
+  c.draws = draws;
+  c.steps = steps;
+  c.seed = seed;
+  c.threads = threads;
+  return c;
+}
 
 inline std::shared_ptr<Model> must(Result<std::unique_ptr<Model>> r) {
   EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().to_string());

@@ -139,13 +139,7 @@ TEST_F(DaemonTargetTest, RecoversKnownPosteriorLikeTheCpu) {
   ASSERT_NE(gpu, nullptr);
   EXPECT_EQ(gpu->name().rfind("gpu:", 0), 0u) << gpu->name();
   const uint64_t execs_before = daemon_execs();
-  SamplerConfig config;
-  config.chains = 64;
-  config.warmup = 150;
-  config.draws = 200;
-  config.steps = 8;
-  config.seed = 99;
-  config.threads = 2;
+  SamplerConfig config = testing::sampler_config(64, 150, 200, 8, 99, 2);
   auto r = sample(*model, config, gpu.get());
   ASSERT_TRUE(r.has_value()) << r.error().to_string();
   EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u) << r->backend;
@@ -174,13 +168,7 @@ TEST_F(DaemonTargetTest, LogisticPosteriorMatchesACpuRun) {
   auto model = testing::must(make_logistic_regression(3, data.x, data.y));
   auto gpu = backend(*model);
   ASSERT_NE(gpu, nullptr);
-  SamplerConfig config;
-  config.chains = 32;
-  config.warmup = 100;
-  config.draws = 100;
-  config.steps = 8;
-  config.seed = 1;
-  config.threads = 2;
+  SamplerConfig config = testing::sampler_config(32, 100, 100, 8, 1, 2);
   auto g = sample(*model, config, gpu.get());
   ASSERT_TRUE(g.has_value()) << g.error().to_string();
   EXPECT_EQ(g->backend.rfind("gpu:", 0), 0u) << g->backend;
@@ -273,13 +261,7 @@ TEST_F(DaemonTargetTest, DaemonStoppedMidRunFinishesOnTheCpu) {
   HookedBackend hooked(*gpu, [this](int n) {
     if (n == kStopBefore) stop_server();
   });
-  SamplerConfig config;
-  config.chains = 16;
-  config.warmup = 100;
-  config.draws = 200;
-  config.steps = 8;
-  config.seed = 7;
-  config.threads = 2;
+  SamplerConfig config = testing::sampler_config(16, 100, 200, 8, 7, 2);
   auto r = sample(*model, config, &hooked);
   ASSERT_TRUE(r.has_value()) << r.error().to_string();
   EXPECT_GT(hooked.advances(), kStopBefore);
@@ -342,13 +324,7 @@ TEST_F(DaemonTargetTest, DaemonKilledMidRunFinishesOnTheCpu) {
       reaped = ::waitpid(pid, &status, 0) == pid;
     }
   });
-  SamplerConfig config;
-  config.chains = 16;
-  config.warmup = 100;
-  config.draws = 400;
-  config.steps = 8;
-  config.seed = 5;
-  config.threads = 2;
+  SamplerConfig config = testing::sampler_config(16, 100, 400, 8, 5, 2);
   config.block_size = 20;
   auto r = sample(*model, config, &hooked);
   if (killer.joinable()) killer.join();

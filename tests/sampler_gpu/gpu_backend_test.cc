@@ -385,13 +385,7 @@ TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
     auto created = GpuLeapfrogBackend::create(*model, o);
     ASSERT_TRUE(created.has_value());
     auto gpu = std::move(*created);
-    SamplerConfig config;
-    config.chains = 64;
-    config.warmup = 150;
-    config.draws = 200;
-    config.steps = 8;
-    config.seed = 99;
-    config.threads = 2;
+    SamplerConfig config = testing::sampler_config(64, 150, 200, 8, 99, 2);
     auto r = sample(*model, config, gpu.get());
     ASSERT_TRUE(r.has_value()) << r.error().to_string();
     EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u) << r->backend;
