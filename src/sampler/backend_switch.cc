@@ -1,5 +1,7 @@
 #include "sampler/backend_switch.h"
 
+#include <algorithm>
+
 #include "util/log.h"
 
 namespace vkn::sampler::detail {
@@ -21,10 +23,12 @@ bool BackendSwitch::fall_back(const Error& error) {
 Result<void> BackendSwitch::advance(std::vector<ChainState>& states, const AdvanceRequest& request,
                                     AdvanceOutput& out) {
   if (active_ == cpu_.get()) return active_->advance(states, request, out);
-  std::vector<ChainState> saved = states;
+  // Copy-assigning into the kept copy reuses its vectors' storage: no allocation per call.
+  saved_.resize(states.size());
+  std::copy(states.begin(), states.end(), saved_.begin());
   auto r = active_->advance(states, request, out);
   if (r || !fall_back(r.error())) return r;
-  states = std::move(saved);
+  std::copy(saved_.begin(), saved_.end(), states.begin());
   return active_->advance(states, request, out);
 }
 

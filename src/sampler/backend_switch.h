@@ -32,6 +32,7 @@ class BackendSwitch {
   std::unique_ptr<CpuLeapfrogBackend> cpu_;
   LeapfrogBackend* active_;
   std::string fallback_reason_;
+  std::vector<ChainState> saved_;  // the states before the preferred backend's last call
 };
 
 }  // namespace vkn::sampler::detail

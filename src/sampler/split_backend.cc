@@ -10,6 +10,7 @@ namespace vkn::sampler {
 struct SplitLeapfrogBackend::Part {
   std::unique_ptr<LeapfrogBackend> backend;
   bool retired = false;  // runs on the CPU from now on
+  std::vector<ChainState> saved;  // its share before its last call, to hand to the CPU
 };
 
 namespace {
@@ -69,7 +70,6 @@ Result<void> SplitLeapfrogBackend::advance(std::span<ChainState> states, const A
   const size_t d = chains ? states[0].q.size() : 0;
   std::vector<AdvanceOutput> outs(n);
   std::vector<Result<void>> results(n);
-  std::vector<std::vector<ChainState>> saved(n);
   auto slice = [&](size_t i) {
     const size_t b = begin_of(i, n, chains);
     return states.subspan(b, begin_of(i + 1, n, chains) - b);
@@ -78,7 +78,10 @@ Result<void> SplitLeapfrogBackend::advance(std::span<ChainState> states, const A
     if (slice(i).empty()) return;
     // Each part copies its own share on its own thread: for many chains the copies are a large
     // part of the host's work per call.
-    if (!parts_[i].retired) saved[i].assign(slice(i).begin(), slice(i).end());
+    if (!parts_[i].retired) {
+      parts_[i].saved.resize(slice(i).size());  // storage reused from call to call
+      std::copy(slice(i).begin(), slice(i).end(), parts_[i].saved.begin());
+    }
     LeapfrogBackend& b = parts_[i].retired ? *cpu_ : *parts_[i].backend;
     results[i] = b.advance(slice(i), request, outs[i]);
   });
@@ -88,7 +91,7 @@ Result<void> SplitLeapfrogBackend::advance(std::span<ChainState> states, const A
     vkn::log(LogLevel::warn, "sampler: {}; its chains continue on the CPU", fallback_reasons_.back());
     parts_[i].retired = true;
     rename();
-    std::copy(saved[i].begin(), saved[i].end(), slice(i).begin());
+    std::copy(parts_[i].saved.begin(), parts_[i].saved.end(), slice(i).begin());
     results[i] = cpu_->advance(slice(i), request, outs[i]);
   }
   for (auto& r : results) {
