@@ -86,17 +86,31 @@ class Client::Impl {
                                        const std::function<void(protocol::Writer&)>& encode,
                                        const RequestOptions& o) {
     const auto until = deadline(o);
-    auto conn = connection();
-    if (!conn) return fail(conn.error());
-    protocol::AttachmentPlan plan;
-    plan.threshold = threshold(**conn);
-    protocol::Writer w(&plan);
-    if (encode) encode(w);
-    auto reply = (*conn)->call(type, w.take(), &plan, until, nullptr, device_for(type, o));
-    if (!reply) return fail(reply.error());
-    protocol::Reader r(reply->payload, reply->attachment_bytes());
-    if (auto e = protocol::decode_error(r); !e) return fail(e.error());
-    return reply;
+    for (int attempt = 0;; ++attempt) {
+      auto conn = connection();
+      if (!conn) return fail(conn.error());
+      protocol::AttachmentPlan plan;
+      plan.threshold = threshold(**conn);
+      protocol::Writer w(&plan);
+      if (encode) encode(w);
+      bool sent = false;
+      auto reply =
+          (*conn)->call(type, w.take(), &plan, until, nullptr, device_for(type, o), &sent);
+      if (is_unsent_loss(reply, sent, attempt)) continue;
+      if (!reply) return fail(reply.error());
+      protocol::Reader r(reply->payload, reply->attachment_bytes());
+      if (auto e = protocol::decode_error(r); !e) return fail(e.error());
+      return reply;
+    }
+  }
+
+  // The connection was found dead before any byte of the request went out (the
+  // daemon restarted or closed it while this client was idle: with no reader thread,
+  // nobody noticed earlier). The request never arrived, so it goes once more, on a
+  // new connection.
+  static bool is_unsent_loss(const Result<protocol::IncomingFrame>& reply, bool sent,
+                             int attempt) {
+    return !reply && reply.error().code == Errc::node_dead && !sent && attempt == 0;
   }
 
   struct KernelRecord {
@@ -140,15 +154,20 @@ class Client::Impl {
                                             const RequestOptions& o,
                                             const protocol::SharedMemory& lent) {
     const auto until = deadline(o);
-    auto conn = connection();
-    if (!conn) return fail(conn.error());
-    protocol::Writer w;
-    encode(w);
-    auto reply = (*conn)->call(type, w.take(), nullptr, until, &lent, device_for(type, o));
-    if (!reply) return fail(reply.error());
-    protocol::Reader r(reply->payload, reply->attachment_bytes());
-    if (auto e = protocol::decode_error(r); !e) return fail(e.error());
-    return reply;
+    for (int attempt = 0;; ++attempt) {
+      auto conn = connection();
+      if (!conn) return fail(conn.error());
+      protocol::Writer w;
+      encode(w);
+      bool sent = false;
+      auto reply =
+          (*conn)->call(type, w.take(), nullptr, until, &lent, device_for(type, o), &sent);
+      if (is_unsent_loss(reply, sent, attempt)) continue;
+      if (!reply) return fail(reply.error());
+      protocol::Reader r(reply->payload, reply->attachment_bytes());
+      if (auto e = protocol::decode_error(r); !e) return fail(e.error());
+      return reply;
+    }
   }
 
   std::map<uint32_t, KernelId> builtins_;  // guarded by mu_

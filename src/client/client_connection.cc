@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/messages.h"
@@ -29,7 +30,7 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
                                                                  std::chrono::microseconds spin) {
   auto fd = protocol::connect_unix(path, timeout);
   if (!fd) return fail(fd.error());
-  // Hello, synchronously, before the reader starts.
+  // Hello, synchronously, before any call reads the socket.
   protocol::Writer w;
   protocol::encode(w, protocol::HelloRequest{protocol::kMinVersion, protocol::kMaxVersion, name});
   protocol::FrameHeader h;
@@ -69,75 +70,151 @@ Result<std::unique_ptr<ClientConnection>> ClientConnection::open(const std::file
 
 ClientConnection::ClientConnection(protocol::UniqueFd fd, DaemonHello hello,
                                    std::chrono::microseconds spin)
-    : fd_(std::move(fd)), hello_(std::move(hello)), spin_(spin) {
-  reader_ = std::thread([this] { reader_main(); });
-}
-
-ClientConnection::~ClientConnection() {
-  ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
-  if (reader_.joinable()) reader_.join();
-}
+    : fd_(std::move(fd)), hello_(std::move(hello)), spin_(spin) {}
 
 bool ClientConnection::is_dead() const {
   std::lock_guard lock(mu_);
   return dead_.has_value();
 }
 
-void ClientConnection::mark_dead(const Error& why) {
-  std::map<uint64_t, std::promise<Result<protocol::IncomingFrame>>> waiting;
-  {
-    std::lock_guard lock(mu_);
-    if (!dead_) dead_ = why;
-    waiting.swap(pending_);
-  }
-  for (auto& [id, promise] : waiting) promise.set_value(fail(why));
+void ClientConnection::mark_dead_locked(const Error& why) {
+  if (!dead_) dead_ = why;
+  for (auto& [id, waiter] : pending_) waiter->result.emplace(fail(why));
+  pending_.clear();
+  cv_.notify_all();
   ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
-void ClientConnection::reader_main() {
+void ClientConnection::mark_dead(const Error& why) {
+  std::lock_guard lock(mu_);
+  mark_dead_locked(why);
+}
+
+bool ClientConnection::forget_locked(uint64_t id) {
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [id](const auto& p) { return p.first == id; });
+  if (it == pending_.end()) return false;
+  pending_.erase(it);
+  return true;
+}
+
+Result<ClientConnection::ReadOutcome> ClientConnection::read_frame(protocol::IncomingFrame* out) {
   for (;;) {
-    if (spin_.count() > 0) {
-      // Poll for a while before recv_frame sleeps in poll(): replies to a busy
-      // client come back-to-back.
-      const auto until = Clock::now() + spin_;
-      pollfd p{fd_.get(), POLLIN, 0};
-      while (::poll(&p, 1, 0) == 0 && Clock::now() < until) {
+    std::span<std::byte> into =
+        header_ ? std::span(payload_).subspan(payload_got_)
+                : std::span<std::byte>(header_bytes_).subspan(header_got_);
+    if (!into.empty()) {
+      auto got = protocol::recv_some(fd_.get(), into, fds_);
+      if (!got) return fail(got.error());
+      if (got->would_block) return ReadOutcome::would_block;
+      if (got->eof) return fail(Errc::node_dead, "the daemon closed the connection");
+      (header_ ? payload_got_ : header_got_) += got->bytes;
+    }
+    if (!header_) {
+      if (header_got_ < protocol::kHeaderSize) continue;
+      auto h = protocol::decode_header(header_bytes_);
+      if (!h) return fail(h.error());
+      if (!h->is_reply()) return fail(Errc::node_dead, "the daemon sent a request frame");
+      header_ = *h;
+      payload_.resize(h->payload_size);
+      payload_got_ = 0;
+    }
+    if (payload_got_ < header_->payload_size) continue;
+
+    protocol::IncomingFrame frame;
+    frame.header = *header_;
+    frame.payload = std::move(payload_);
+    std::vector<protocol::UniqueFd> fds = std::move(fds_);
+    header_.reset();
+    header_got_ = 0;
+    payload_ = {};
+    payload_got_ = 0;
+    fds_.clear();
+    const size_t expected = frame.header.has_attachment() ? 1 : 0;
+    if (fds.size() != expected) {
+      return fail(Errc::protocol_error, "frame descriptors do not match its flags",
+                  vkn::format("{} received, {} expected", fds.size(), expected));
+    }
+    if (expected == 1) {
+      auto memory = protocol::SharedMemory::adopt(std::move(fds[0]), hello_.max_attachment);
+      if (!memory) return fail(memory.error());
+      frame.attachment.emplace(std::move(*memory));
+    }
+    *out = std::move(frame);
+    return ReadOutcome::frame;
+  }
+}
+
+Result<bool> ClientConnection::wait_readable(std::optional<Clock::time_point> deadline) {
+  pollfd p{fd_.get(), POLLIN, 0};
+  if (spin_.count() > 0) {
+    // Poll for a while before sleeping: a busy daemon answers within microseconds.
+    const auto until = std::min(Clock::now() + spin_, deadline.value_or(Clock::time_point::max()));
+    while (::poll(&p, 1, 0) == 0 && Clock::now() < until) {
+    }
+    if (p.revents != 0) return true;
+  }
+  for (;;) {
+    const int ready = ::poll(&p, 1, deadline ? ms_until(*deadline) : -1);
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) return fail(Errc::node_dead, "poll", std::strerror(errno));
+    if (ready == 0 && deadline && Clock::now() >= *deadline) return false;
+  }
+}
+
+void ClientConnection::read_for(Waiter& me, std::optional<Clock::time_point> deadline,
+                                std::unique_lock<std::mutex>& lock) {
+  auto lost = [this](const Error& e) {
+    mark_dead_locked(e.code == Errc::node_dead ? e
+                                               : Error::make(Errc::node_dead,
+                                                             "connection to the daemon lost",
+                                                             e.to_string()));
+  };
+  while (!me.result) {
+    lock.unlock();
+    // Wait first: right after a send the reply is not there yet, and a read that
+    // would block costs a system call.
+    auto ready = wait_readable(deadline);
+    if (!ready || !*ready) {
+      lock.lock();
+      if (!ready) lost(ready.error());
+      return;  // dead, or the deadline passed
+    }
+    for (;;) {
+      protocol::IncomingFrame frame;
+      auto got = read_frame(&frame);
+      lock.lock();
+      if (!got) {
+        lost(got.error());
+        return;
       }
-    }
-    auto frame = protocol::recv_frame(fd_.get(), hello_.max_attachment);
-    if (!frame) {
-      const Error& e = frame.error();
-      mark_dead(e.code == Errc::node_dead
-                    ? e
-                    : Error::make(Errc::node_dead, "connection to the daemon lost", e.to_string()));
-      return;
-    }
-    if (!frame->header.is_reply()) {
-      mark_dead(Error::make(Errc::node_dead, "the daemon sent a request frame"));
-      return;
-    }
-    std::optional<std::promise<Result<protocol::IncomingFrame>>> promise;
-    {
-      std::lock_guard lock(mu_);
-      auto it = pending_.find(frame->header.request_id);
+      if (*got == ReadOutcome::would_block) break;  // wait again
+      const uint64_t id = frame.header.request_id;
+      auto it = std::find_if(pending_.begin(), pending_.end(),
+                             [id](const auto& p) { return p.first == id; });
+      // A reply nobody waits for belongs to a call that timed out: dropped.
       if (it != pending_.end()) {
-        promise.emplace(std::move(it->second));
+        Waiter* w = it->second;
+        w->result.emplace(std::move(frame));
         pending_.erase(it);
+        if (w == &me) return;  // our own: stop reading here, without another read
+        cv_.notify_all();
       }
+      lock.unlock();
     }
-    // A reply nobody waits for belongs to a call that timed out: dropped.
-    if (promise) promise->set_value(std::move(*frame));
   }
 }
 
 Result<void> ClientConnection::send_with_deadline(const protocol::OutgoingFrame& frame,
-                                                  std::optional<Clock::time_point> deadline) {
+                                                  std::optional<Clock::time_point> deadline,
+                                                  bool* sent_any) {
   std::lock_guard lock(send_mu_);
   size_t offset = 0;
   while (offset < frame.size()) {
     auto sent = protocol::send_some(fd_.get(), frame, offset);
     if (!sent) return fail(Errc::node_dead, "connection to the daemon lost", sent.error().message);
     offset += *sent;
+    if (offset > 0 && sent_any != nullptr) *sent_any = true;
     if (*sent > 0 || offset == frame.size()) continue;
     pollfd p{fd_.get(), POLLOUT, 0};
     const int wait_ms = deadline ? ms_until(*deadline) : -1;
@@ -159,7 +236,8 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type,
                                                        const protocol::AttachmentPlan* plan,
                                                        std::optional<Clock::time_point> deadline,
                                                        const protocol::SharedMemory* lent,
-                                                       uint32_t device) {
+                                                       uint32_t device, bool* sent) {
+  if (sent != nullptr) *sent = false;
   protocol::FrameHeader h;
   h.version = hello_.protocol_version;
   h.type = type;
@@ -174,52 +252,49 @@ Result<protocol::IncomingFrame> ClientConnection::call(MessageType type,
     if (ms <= 0) return fail(Errc::node_timeout, "the deadline passed before the request was sent");
     h.timeout_ms = static_cast<uint32_t>(ms);
   }
-  std::future<Result<protocol::IncomingFrame>> reply;
+  Waiter me;
   {
     std::lock_guard lock(mu_);
     if (dead_) return fail(*dead_);
     h.request_id = next_id_++;
-    reply = pending_[h.request_id].get_future();
+    pending_.emplace_back(h.request_id, &me);
   }
-  auto forget = [&] {
-    std::lock_guard lock(mu_);
-    pending_.erase(h.request_id);
-  };
   auto frame = lent != nullptr ? protocol::make_frame_with(h, std::move(payload), *lent)
                                : protocol::make_frame(h, std::move(payload), plan);
   if (!frame) {
-    forget();
+    std::lock_guard lock(mu_);
+    forget_locked(h.request_id);
     return fail(frame.error());
   }
-  if (auto r = send_with_deadline(*frame, deadline); !r) {
-    forget();
-    if (r.error().code == Errc::node_dead) mark_dead(r.error());
+  if (auto r = send_with_deadline(*frame, deadline, sent); !r) {
+    std::lock_guard lock(mu_);
+    forget_locked(h.request_id);
+    if (r.error().code == Errc::node_dead) mark_dead_locked(r.error());
     return fail(r.error());
   }
-  if (spin_.count() > 0) {
-    const auto until = std::min(Clock::now() + spin_, deadline.value_or(Clock::time_point::max()));
-    while (reply.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
-           Clock::now() < until) {
+  std::unique_lock lock(mu_);
+  while (!me.result) {
+    if (!reading_) {
+      // Nobody reads the socket: this call does, until its own reply is there.
+      reading_ = true;
+      read_for(me, deadline, lock);
+      reading_ = false;
+      if (!pending_.empty()) cv_.notify_all();  // another waiting call takes over reading
+    } else if (!deadline) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, *deadline);
+    }
+    if (!me.result && deadline && Clock::now() >= *deadline) {
+      // Withdrawn: a reply that comes later is dropped by whoever reads it.
+      forget_locked(h.request_id);
+      return fail(Errc::node_timeout,
+                  vkn::format("no answer from the daemon before the deadline ({})",
+                              protocol::to_string(type)));
     }
   }
-  if (deadline && reply.wait_until(*deadline) != std::future_status::ready) {
-    // Withdraw the call unless the reader got its reply in the meantime; a reply that
-    // comes later is dropped by the reader.
-    std::optional<std::promise<Result<protocol::IncomingFrame>>> withdrawn;
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = pending_.find(h.request_id); it != pending_.end()) {
-        withdrawn.emplace(std::move(it->second));
-        pending_.erase(it);
-      }
-    }
-    if (withdrawn) {
-      withdrawn->set_value(
-          fail(Errc::node_timeout, vkn::format("no answer from the daemon before the deadline ({})",
-                                               protocol::to_string(type))));
-    }
-  }
-  auto result = reply.get();
+  Result<protocol::IncomingFrame> result = std::move(*me.result);
+  lock.unlock();
   if (!result) return fail(result.error());
   if (result->header.type != type) {
     return fail(Errc::protocol_error, "reply type does not match the request",

@@ -6,10 +6,14 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <cstring>
 #include <fstream>
+#include <future>
 #include <thread>
 
+#include "protocol/messages.h"
 #include "raw_connection.h"
+#include "server/request.h"
 #include "server/snapshot.h"
 #include "server_fixture.h"
 
@@ -174,6 +178,63 @@ TEST_F(LifecycleTest, ClientReconnectsAfterRestartAndReregistersKernels) {
   VKN_ASSERT_OK(client->ping());
   VKN_ASSERT_OK(client->create_buffer("after", BufferSpec{16}));
   VKN_ASSERT_OK(client->exec(slow_program(kernel, "after", 0)));
+}
+
+// No thread watches an idle connection: the first call after a restart finds the old
+// connection dead before sending anything, and goes out again on a new one.
+TEST_F(LifecycleTest, IdleClientsFirstCallAfterRestartSucceeds) {
+  start_server();
+  VKN_ASSERT_OK_AND_ASSIGN(client, connect());
+  VKN_ASSERT_OK_AND_ASSIGN(kernel, client->register_kernel(fake_spirv(6)));
+  VKN_ASSERT_OK(client->ping());
+  stop_server();
+  start_server();
+  VKN_ASSERT_OK(client->ping());
+  VKN_ASSERT_OK(client->create_buffer("again", BufferSpec{16}));
+  VKN_ASSERT_OK(client->exec(slow_program(kernel, "again", 0)));
+}
+
+// Every call waiting on a connection hears of the daemon's death, not only the one
+// that reads the socket.
+TEST_F(LifecycleTest, DaemonDeathFailsEveryWaitingCall) {
+  // A stand-in daemon: answers hello, takes four requests, and dies without answering.
+  protocol::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, socket().c_str());
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  std::atomic<int> taken{0};
+  std::thread daemon([&] {
+    protocol::UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    auto hello = protocol::recv_frame(c.get(), protocol::kMaxAttachment);
+    if (!hello) return;
+    DaemonHello h;
+    h.protocol_version = protocol::kMinVersion;
+    h.max_payload = protocol::kMaxPayload;
+    h.shm_threshold = 1 << 20;
+    h.max_attachment = protocol::kMaxAttachment;
+    ReplyWriter w(UINT64_MAX);
+    protocol::encode(w.body(), h);
+    if (!protocol::send_frame(c.get(), *w.finish(hello->header, protocol::kMinVersion))) return;
+    while (taken.load() < 4 && protocol::recv_frame(c.get(), protocol::kMaxAttachment)) {
+      taken.fetch_add(1);
+    }
+  });
+  VKN_ASSERT_OK_AND_ASSIGN(client, connect());
+  std::vector<std::future<Result<void>>> calls;
+  for (int t = 0; t < 4; ++t) {
+    calls.push_back(std::async(std::launch::async, [&] { return client->ping(); }));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& c : calls) {
+    auto r = c.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::node_dead);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  daemon.join();
+  EXPECT_EQ(taken.load(), 4);
 }
 
 TEST_F(LifecycleTest, AdminShutdownStopsTheDaemon) {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <thread>
 
 #include "protocol/wire.h"
@@ -211,6 +212,35 @@ TEST_F(ServerTest, OneConnectionCarriesConcurrentRequests) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 80);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+// The calling threads read the socket themselves, one at a time: a reader that gives
+// up at its deadline must hand reading to the calls still waiting, and the late reply
+// to the call that gave up must not reach anyone else.
+TEST_F(ServerTest, CallThatTimesOutHandsReadingToTheOtherCalls) {
+  VKN_ASSERT_OK_AND_ASSIGN(client, connect());
+  VKN_ASSERT_OK_AND_ASSIGN(kernel, client->register_kernel(fake_spirv(3)));
+  VKN_ASSERT_OK(client->create_buffer("t", BufferSpec{16}));
+  // The short call goes first and becomes the reader; the long ones wait behind it.
+  auto short_call = std::async(std::launch::async, [&] {
+    return client->exec(slow_program(kernel, "t", 300), {.timeout = std::chrono::milliseconds(50)});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> waiting;
+  for (int t = 0; t < 3; ++t) {
+    waiting.emplace_back([&] {
+      if (client->exec(slow_program(kernel, "t", 20)).has_value()) ok.fetch_add(1);
+    });
+  }
+  auto timed_out = short_call.get();
+  ASSERT_FALSE(timed_out);
+  EXPECT_EQ(timed_out.error().code, Errc::node_timeout);
+  for (auto& t : waiting) t.join();
+  EXPECT_EQ(ok.load(), 3);
+  // The connection is still in step: each call gets its own reply.
+  for (int i = 0; i < 5; ++i) VKN_ASSERT_OK(client->ping());
+  VKN_ASSERT_OK(client->exec(slow_program(kernel, "t", 0)));
 }
 
 }  // namespace

@@ -44,8 +44,8 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{2'000};
   // Blobs from this size travel in a memfd; 0: the daemon's threshold.
   uint64_t shm_threshold = 0;
-  // How long a call (and the connection's reader) polls for the reply before it
-  // sleeps: saves a thread wake-up per call at the cost of CPU while it spins.
+  // How long a call polls the socket for its reply before it sleeps in poll(): saves
+  // a thread wake-up per call at the cost of CPU while it spins.
   // Unset: 50 us on machines with at least 8 hardware threads, else 0.
   std::optional<std::chrono::microseconds> spin;
   // The daemon's device node (position in DaemonStatus::devices) that calls touching a
