@@ -19,23 +19,29 @@ template <typename Item>
 class FairQueue {
  public:
   // False when the queue is closed (the item is not queued).
+  // The worker is woken after the lock is released, so that it does not wake only to
+  // block on mu_ (a context switch more per request on a machine with few cores).
   bool push(uint64_t client, Item item) {
-    std::lock_guard lock(mu_);
-    if (closed_) return false;
-    auto& q = queues_[client];
-    if (q.empty()) ring_.push_back(client);
-    q.push_back(std::move(item));
-    ++size_;
-    pending_.fetch_add(1, std::memory_order_release);
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return false;
+      auto& q = queues_[client];
+      if (q.empty()) ring_.push_back(client);
+      q.push_back(std::move(item));
+      ++size_;
+      pending_.fetch_add(1, std::memory_order_release);
+    }
     cv_.notify_one();
     return true;
   }
 
   // Runs even after close().
   void push_system(Item item) {
-    std::lock_guard lock(mu_);
-    system_.push_back(std::move(item));
-    pending_.fetch_add(1, std::memory_order_release);
+    {
+      std::lock_guard lock(mu_);
+      system_.push_back(std::move(item));
+      pending_.fetch_add(1, std::memory_order_release);
+    }
     cv_.notify_one();
   }
 
