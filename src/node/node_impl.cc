@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <utility>
 
 #include "util/log.h"
 #include "util/strformat.h"
@@ -67,6 +68,7 @@ NodeImpl::NodeImpl(const NodeOptions& options)
 NodeImpl::~NodeImpl() {
   stop();
   if (worker_.joinable()) worker_.join();
+  stop_timer();
 }
 
 Result<void> NodeImpl::start() {
@@ -83,7 +85,83 @@ void NodeImpl::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) {
+    worker_.join();
+    stop_timer();  // the worker has finished every job, so no deadline is left
+  }
+}
+
+void NodeImpl::stop_timer() {
+  {
+    std::lock_guard lock(timer_mu_);
+    timer_stop_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable() && timer_.get_id() != std::this_thread::get_id()) timer_.join();
+}
+
+void NodeImpl::watch_deadline(const std::shared_ptr<Job>& job, Clock::time_point deadline) {
+  bool earliest = false;
+  {
+    std::lock_guard lock(timer_mu_);
+    if (timer_stop_) return;  // the node is stopping: the worker fails the job
+    if (!timer_.joinable()) timer_ = std::thread([this] { timer_main(); });
+    earliest = deadlines_.empty() || deadline < deadlines_.begin()->first;
+    job->deadline_entry = deadlines_.emplace(deadline, job);
+  }
+  // Only an earlier deadline changes what the timer sleeps until: no wake-up otherwise.
+  if (earliest) timer_cv_.notify_one();
+}
+
+void NodeImpl::unwatch_deadline(const std::shared_ptr<Job>& job) {
+  std::lock_guard lock(timer_mu_);
+  if (job->deadline_entry) {
+    deadlines_.erase(*job->deadline_entry);
+    job->deadline_entry.reset();
+  }
+}
+
+void NodeImpl::timer_main() {
+  std::unique_lock lock(timer_mu_);
+  while (!timer_stop_) {
+    if (deadlines_.empty()) {
+      timer_cv_.wait(lock);
+      continue;
+    }
+    const Clock::time_point next = deadlines_.begin()->first;
+    if (Clock::now() < next) {
+      timer_cv_.wait_until(lock, next);
+      continue;
+    }
+    std::shared_ptr<Job> job = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    job->deadline_entry.reset();
+    lock.unlock();
+    expire(job);
+    lock.lock();
+  }
+}
+
+void NodeImpl::expire(const std::shared_ptr<Job>& job) {
+  JobDone done;
+  const char* why = nullptr;
+  {
+    std::lock_guard lock(job->mu);
+    if (job->state == JobState::queued) {
+      job->state = JobState::withdrawn;
+      withdrawn_.fetch_add(1);
+      why = "the deadline passed before the job started; it was withdrawn and will not run";
+    } else if (job->state == JobState::running) {
+      job->abandoned = true;
+      quarantine_.note_timeout(job->kernels);
+      why = "the deadline passed while the job ran; it will finish and its result is dropped";
+    } else {
+      return;  // done: the worker calls (or called) on_done
+    }
+    timeouts_.fetch_add(1);
+    done = std::exchange(job->on_done, nullptr);
+  }
+  if (done) call_done(done, fail(Errc::node_timeout, why));
 }
 
 bool NodeImpl::is_accepting() const {
@@ -148,12 +226,31 @@ void NodeImpl::finish_job(const std::shared_ptr<Job>& job, Result<void> result) 
     std::lock_guard lock(mu_);
     last_error_ = result.error().to_string();
   }
-  std::lock_guard lock(job->mu);
-  if (!job->abandoned && result) quarantine_.note_success(job->kernels);
-  if (!result) job->error = result.error();
-  job->state = JobState::done;
-  job->finished.store(true, std::memory_order_release);
-  job->cv.notify_all();
+  JobDone done;
+  {
+    std::lock_guard lock(job->mu);
+    if (!job->abandoned && result) quarantine_.note_success(job->kernels);
+    if (!result) job->error = result.error();
+    job->state = JobState::done;
+    job->finished.store(true, std::memory_order_release);
+    job->cv.notify_all();
+    // Null for a synchronous job, and once the deadline timer has answered.
+    done = std::exchange(job->on_done, nullptr);
+  }
+  if (!done) return;
+  unwatch_deadline(job);
+  call_done(done, std::move(result));
+}
+
+void NodeImpl::call_done(const JobDone& done, Result<void> result) {
+  // A completion that throws must not take the node's worker (or timer) down.
+  try {
+    done(std::move(result));
+  } catch (const std::exception& e) {
+    log(LogLevel::error, "node '{}': a job's completion threw: {}", options_.name, e.what());
+  } catch (...) {
+    log(LogLevel::error, "node '{}': a job's completion threw", options_.name);
+  }
 }
 
 void NodeImpl::fail_queued(Errc code, const std::string& why) {

@@ -44,6 +44,10 @@ class NodeImpl {
   Result<void> submit(const std::shared_ptr<Job>& job);
   // Waits for `job` until `deadline` (none: forever). Errors: node_timeout or the job's error.
   Result<void> wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline);
+  // Has the deadline timer expire the asynchronous `job` at `deadline` (see submit_job).
+  // Requires: job->on_done is set; call before submit().
+  void watch_deadline(const std::shared_ptr<Job>& job, Clock::time_point deadline);
+  void unwatch_deadline(const std::shared_ptr<Job>& job);
   std::optional<std::chrono::milliseconds> default_timeout() const { return default_timeout_; }
   KernelQuarantine& quarantine() { return quarantine_; }
   void request_crash() { crash_requested_.store(true); wake(); }
@@ -75,6 +79,11 @@ class NodeImpl {
   void serve();
   void run_one(const std::shared_ptr<Job>& job);
   void finish_job(const std::shared_ptr<Job>& job, Result<void> result);
+  // At an asynchronous job's deadline: withdraws or abandons it and calls on_done.
+  void expire(const std::shared_ptr<Job>& job);
+  void call_done(const JobDone& done, Result<void> result);
+  void timer_main();
+  void stop_timer();
   void fail_queued(Errc code, const std::string& why);
   void maybe_persist(bool force);
   void publish_stats(bool device_changed);
@@ -118,6 +127,14 @@ class NodeImpl {
   std::map<KernelId, KernelRecord> kernel_records_;
   std::map<std::string, ScratchStore> scratch_;
   Clock::time_point last_persist_ = Clock::now();
+
+  // The deadline timer of asynchronous jobs: started with the first one that has a
+  // deadline; sleeps until the earliest. Guarded by timer_mu_.
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  DeadlineMap deadlines_;
+  bool timer_stop_ = false;
+  std::thread timer_;
 
   std::thread worker_;
 };

@@ -11,6 +11,7 @@ namespace vkn {
 namespace {
 
 using detail::Job;
+using detail::JobState;
 using detail::NodeImpl;
 
 std::mutex& registry_mutex() {
@@ -114,6 +115,33 @@ Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId
   return n.wait(job, deadline);
 }
 
+Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
+                        JobDone on_done) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  NodeImpl& n = **node;
+  if (auto q = n.quarantine().check(kernels); !q) return q;
+  auto job = std::make_shared<Job>();
+  job->fn = std::move(fn);
+  job->kernels = std::move(kernels);
+  job->client = call.client;
+  job->on_done = std::move(on_done);
+  const auto timeout = call.timeout ? call.timeout : n.default_timeout();
+  // Watched before it is queued, so that a job cannot end before its entry exists.
+  if (timeout) n.watch_deadline(job, NodeImpl::Clock::now() + *timeout);
+  if (auto r = n.submit(job); !r) {
+    n.unwatch_deadline(job);
+    std::lock_guard lock(job->mu);
+    job->state = JobState::done;
+    // Not queued: the caller has the error instead, unless the deadline (a very
+    // short one) already took on_done and answered.
+    if (job->on_done == nullptr) return {};
+    job->on_done = nullptr;
+    return r;
+  }
+  return {};
+}
+
 }  // namespace detail
 
 namespace {
@@ -140,6 +168,29 @@ Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const C
 }
 
 }  // namespace
+
+Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_done) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  NodeImpl* impl = node->get();
+  auto owned = std::make_shared<const Program>(std::move(program));
+  auto out = std::make_shared<ProgramResult>();
+  std::vector<KernelId> kernels = program_kernels(*owned);
+  return detail::submit_job(
+      call,
+      [program = std::move(owned), out, impl](Context& ctx) -> Result<void> {
+        impl->count_exec();
+        auto result = run_program(ctx, *program);
+        if (!result) return fail(result.error());
+        *out = std::move(*result);
+        return {};
+      },
+      std::move(kernels),
+      [out, done = std::move(on_done)](Result<void> r) {
+        if (!r) return done(fail(r.error()));
+        done(std::move(*out));
+      });
+}
 
 Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
   return exec_owned(std::make_shared<const Program>(program), call);

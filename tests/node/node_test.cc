@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -512,6 +514,171 @@ TEST_F(NodeTest, RegisteredKernelsSurviveAndPipelineCachePersistsAtStop) {
   const std::string cache_path = status(name_)->cache_path;
   ASSERT_TRUE(stop(name_).has_value());
   EXPECT_TRUE(fs::exists(cache_path));
+}
+
+
+// Collects the completions of asynchronous jobs; wait_for() returns once `n` arrived.
+class Completions {
+ public:
+  detail::JobDone callback() {
+    return [this](Result<void> r) {
+      std::lock_guard lock(mu_);
+      results_.push_back(std::move(r));
+      at_.push_back(std::chrono::steady_clock::now());
+      cv_.notify_all();
+    };
+  }
+  bool wait_for(size_t n, std::chrono::milliseconds limit = 10s) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [&] { return results_.size() >= n; });
+  }
+  std::vector<Result<void>> results() {
+    std::lock_guard lock(mu_);
+    return results_;
+  }
+  std::chrono::steady_clock::time_point at(size_t i) {
+    std::lock_guard lock(mu_);
+    return at_.at(i);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Result<void>> results_;
+  std::vector<std::chrono::steady_clock::time_point> at_;
+};
+
+TEST_F(NodeTest, ExecAsyncAnswersEveryProgramOnceOnTheNodeThread) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("x", {64, ElementType::u32, {16}}, call_).has_value());
+  const std::thread::id node_thread = *with_node([](Context&) { return std::this_thread::get_id(); }, call_);
+  constexpr int kJobs = 50;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> answers(kJobs, 0);
+  std::vector<uint32_t> got(kJobs, 0);
+  int done = 0;
+  bool all_on_node = true;
+  for (int i = 0; i < kJobs; ++i) {
+    Program p;
+    p.fill("x", 0, 64, static_cast<uint32_t>(i)).download("x", 0, 4);
+    auto r = exec_async(std::move(p), call_, [&, i](Result<ProgramResult> result) {
+      std::lock_guard lock(mu);
+      ++answers[i];
+      all_on_node = all_on_node && std::this_thread::get_id() == node_thread;
+      if (result && result->downloads.size() == 1) got[i] = from_bytes<uint32_t>(result->downloads[0])[0];
+      ++done;
+      cv.notify_all();
+    });
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 20s, [&] { return done == kJobs; }));
+  lock.unlock();
+  std::this_thread::sleep_for(20ms);  // a second answer would come now
+  lock.lock();
+  for (int i = 0; i < kJobs; ++i) {
+    EXPECT_EQ(answers[i], 1) << "job " << i;
+    EXPECT_EQ(got[i], static_cast<uint32_t>(i)) << "job " << i;  // in order, each its own result
+  }
+  EXPECT_TRUE(all_on_node);
+  lock.unlock();
+  EXPECT_EQ(status(name_)->exec_count, static_cast<uint64_t>(kJobs));
+}
+
+TEST_F(NodeTest, ExecAsyncReportsErrorsAndRefusesWorkOnAStoppedNode) {
+  start_node(options());
+  Completions c;
+  Program bad;
+  bad.download("missing", 0, 4);
+  ASSERT_TRUE(exec_async(std::move(bad), call_, [cb = c.callback()](Result<ProgramResult> r) {
+    cb(r ? Result<void>() : Result<void>(fail(r.error())));
+  }).has_value());
+  ASSERT_TRUE(c.wait_for(1));
+  ASSERT_FALSE(c.results()[0].has_value());
+  EXPECT_EQ(c.results()[0].error().code, Errc::not_found);
+  ASSERT_TRUE(stop(name_).has_value());
+  bool called = false;
+  Program p;
+  p.fill("x", 0, 4, 1);
+  auto r = exec_async(std::move(p), call_, [&](Result<ProgramResult>) { called = true; });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::node_dead);
+  EXPECT_FALSE(called);
+}
+
+TEST_F(NodeTest, AsyncJobQueuedPastItsDeadlineIsWithdrawnAndAnsweredOnTime) {
+  start_node(options());
+  std::atomic<bool> release{false}, second_ran{false};
+  Completions c;
+  ASSERT_TRUE(detail::submit_job(call_, [&](Context&) -> Result<void> {
+    while (!release.load()) std::this_thread::sleep_for(1ms);
+    return {};
+  }, {}, c.callback()).has_value());
+  CallOptions quick = call_;
+  quick.timeout = 30ms;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(detail::submit_job(quick, [&](Context&) -> Result<void> {
+    second_ran = true;
+    return {};
+  }, {}, c.callback()).has_value());
+  ASSERT_TRUE(c.wait_for(1));  // the deadline answers while the first job still runs
+  EXPECT_LT(c.at(0) - start, 2s);
+  ASSERT_FALSE(c.results()[0].has_value());
+  EXPECT_EQ(c.results()[0].error().code, Errc::node_timeout);
+  EXPECT_NE(c.results()[0].error().message.find("withdrawn"), std::string::npos);
+  release = true;
+  ASSERT_TRUE(c.wait_for(2));
+  EXPECT_TRUE(c.results()[1].has_value());
+  EXPECT_TRUE(with_node([](Context&) {}, call_).has_value());
+  EXPECT_FALSE(second_ran.load());
+  EXPECT_EQ(c.results().size(), 2u);  // one answer each
+  EXPECT_EQ(status(name_)->withdrawn, 1u);
+}
+
+TEST_F(NodeTest, AsyncJobRunningAtItsDeadlineIsAnsweredThenFinishesUnheard) {
+  start_node(options());
+  std::atomic<bool> finished{false};
+  Completions c;
+  CallOptions quick = call_;
+  quick.timeout = 20ms;
+  ASSERT_TRUE(detail::submit_job(quick, [&](Context&) -> Result<void> {
+    std::this_thread::sleep_for(200ms);
+    finished = true;
+    return {};
+  }, {}, c.callback()).has_value());
+  ASSERT_TRUE(c.wait_for(1));
+  EXPECT_FALSE(finished.load());
+  ASSERT_FALSE(c.results()[0].has_value());
+  EXPECT_EQ(c.results()[0].error().code, Errc::node_timeout);
+  auto after = with_node([&](Context&) { return finished.load(); }, call_);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(*after);  // it ran to the end, after its caller was answered
+  EXPECT_EQ(c.results().size(), 1u);  // and its result was dropped
+  EXPECT_EQ(status(name_)->timeouts, 1u);
+}
+
+TEST_F(NodeTest, AsyncJobsQueuedAtStopAreEachAnsweredOnce) {
+  start_node(options());
+  std::atomic<bool> release{false};
+  Completions c;
+  ASSERT_TRUE(detail::submit_job(call_, [&](Context&) -> Result<void> {
+    while (!release.load()) std::this_thread::sleep_for(1ms);
+    return {};
+  }, {}, c.callback()).has_value());
+  CallOptions with_deadline = call_;
+  with_deadline.timeout = 60s;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(detail::submit_job(with_deadline, [](Context&) -> Result<void> { return {}; }, {},
+                                   c.callback()).has_value());
+  }
+  std::thread stopper([&] { (void)stop(name_); });
+  std::this_thread::sleep_for(20ms);
+  release = true;
+  stopper.join();
+  ASSERT_TRUE(c.wait_for(4, 1s));
+  // Stopping finishes queued work (node.h); each job is answered exactly once either way.
+  EXPECT_EQ(c.results().size(), 4u);
 }
 
 }  // namespace

@@ -158,6 +158,17 @@ using ErasedJob = std::function<Result<void>(Context&)>;
 // Runs `job` on the node's thread. Errors: node_dead, node_timeout, kernel_quarantined,
 // device_lost, job_failed (an exception escaped), or the job's own error.
 Result<void> run_job(const CallOptions& call, ErasedJob job, std::vector<KernelId> kernels = {});
+// Called once with an asynchronous job's result (see submit_job).
+using JobDone = std::function<void(Result<void>)>;
+// Queues `job` on the node's thread and returns at once. Unless it returns an error
+// (node_dead, kernel_quarantined: the job was not queued and `on_done` is never
+// called), `on_done` is called exactly once: on the node's thread when the job ends
+// (with the errors of run_job), or at the deadline with node_timeout, on the node's
+// timer thread: a job that has not started is then withdrawn and never runs, a
+// running one finishes and its result is dropped, as in run_job.
+// Requires: `on_done` is quick and never waits for the node (it runs on its thread).
+Result<void> submit_job(const CallOptions& call, ErasedJob job, std::vector<KernelId> kernels,
+                        JobDone on_done);
 
 template <typename T>
 struct ResultTraits {
@@ -208,6 +219,11 @@ auto with_node(Fn&& fn, const CallOptions& call = {}) {
 [[nodiscard]] Result<ProgramResult> exec(const Program& program, const CallOptions& call = {});
 // The same without copying the Program (its upload data can be large).
 [[nodiscard]] Result<ProgramResult> exec(Program&& program, const CallOptions& call = {});
+// As exec, without waiting: `on_done` gets the result once, as detail::submit_job
+// describes (on the node's thread, or at the deadline on its timer thread). Errors
+// (the Program was not queued, `on_done` is never called): node_dead, kernel_quarantined.
+using ExecDone = std::function<void(Result<ProgramResult>)>;
+[[nodiscard]] Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_done);
 
 // Builds (or finds) the kernel for this SPIR-V on the node and returns its id.
 // The node keeps the SPIR-V so it can re-create the pipeline after a device reset.
