@@ -2,6 +2,13 @@
 // clients, so that one client with a deep queue cannot starve another: each client
 // with queued work gets one item in turn. System items (snapshots, session
 // cleanup) go before any client's. Thread-safe.
+//
+// With a cap on running items (max_running > 0), a client item holds a slot from
+// pop() until finish(), and pop() hands out client items only while a slot is free:
+// items whose work goes on after pop() returns (an exec on a node, answered by the
+// node's thread) still count, so the round-robin turn is taken when a slot frees, as
+// it would be by a worker that waited for the node. Without a cap, finish() is not
+// called and nothing is counted.
 #pragma once
 
 #include <atomic>
@@ -18,6 +25,9 @@ namespace vkn::server {
 template <typename Item>
 class FairQueue {
  public:
+  // max_running: 0, no cap.
+  explicit FairQueue(size_t max_running = 0) : max_running_(max_running) {}
+
   // False when the queue is closed (the item is not queued).
   // The worker is woken after the lock is released, so that it does not wake only to
   // block on mu_ (a context switch more per request on a machine with few cores).
@@ -45,21 +55,46 @@ class FairQueue {
     cv_.notify_one();
   }
 
-  // The next item: system items first, then the next client in the ring. Blocks
-  // while empty; nullopt once closed and drained.
+  // The next item: system items first, then the next client in the ring (when a
+  // slot is free). Blocks while there is none; nullopt once closed, drained, and (with
+  // a cap) every slot finished, so that system items pushed by late finishers run.
   std::optional<Item> pop() {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !system_.empty() || size_ > 0 || closed_; });
+    cv_.wait(lock, [&] {
+      return !system_.empty() || (size_ > 0 && slot_free_locked()) || (closed_ && running_ == 0);
+    });
     return take_locked();
   }
 
-  // As pop(), but returns nullopt at once when nothing is queued (cheap when empty:
+  // As pop(), but returns nullopt at once when nothing can be taken (cheap when empty:
   // no lock is taken).
   std::optional<Item> try_pop() {
     if (pending_.load(std::memory_order_acquire) == 0) return std::nullopt;
     std::unique_lock lock(mu_);
-    if (system_.empty() && size_ == 0) return std::nullopt;
+    if (system_.empty() && (size_ == 0 || !slot_free_locked())) return std::nullopt;
     return take_locked();
+  }
+
+  // Frees the slot of a client item taken by pop() (with a cap only).
+  void finish() {
+    bool wake_one = false, wake_all = false;
+    {
+      std::lock_guard lock(mu_);
+      --running_;
+      wake_all = closed_ && running_ == 0;
+      wake_one = size_ > 0;
+    }
+    if (wake_all) {
+      cv_.notify_all();
+    } else if (wake_one) {
+      cv_.notify_one();
+    }
+  }
+
+  // Client items taken and not finished (with a cap).
+  size_t running() const {
+    std::lock_guard lock(mu_);
+    return running_;
   }
 
   // Removes and returns a client's queued items (it disconnected).
@@ -107,7 +142,8 @@ class FairQueue {
       pending_.fetch_sub(1, std::memory_order_release);
       return item;
     }
-    if (size_ == 0) return std::nullopt;
+    if (size_ == 0 || !slot_free_locked()) return std::nullopt;
+    if (max_running_ > 0) ++running_;
     const uint64_t client = ring_.front();
     ring_.pop_front();
     auto it = queues_.find(client);
@@ -123,13 +159,17 @@ class FairQueue {
     return item;
   }
 
+  bool slot_free_locked() const { return max_running_ == 0 || running_ < max_running_; }
+
+  const size_t max_running_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_.
   std::map<uint64_t, std::deque<Item>> queues_;
   std::deque<uint64_t> ring_;  // clients with queued items, in turn order
   std::deque<Item> system_;
-  size_t size_ = 0;  // client items
+  size_t size_ = 0;     // client items
+  size_t running_ = 0;  // client items taken, not yet finished (with a cap)
   bool closed_ = false;
   std::atomic<size_t> pending_{0};  // client and system items, readable without mu_
 };

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "server/fair_queue.h"
 #include "server/mapping_cache.h"
@@ -46,6 +47,37 @@ TEST(FairQueueTest, DropClientRemovesOnlyItsItems) {
   EXPECT_EQ(dropped, (std::vector<int>{10, 11}));
   EXPECT_EQ(*q.pop(), 20);
   EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(FairQueueTest, SlotsHoldClientItemsUntilFinished) {
+  FairQueue<std::string> q(1);  // one request in flight at a time
+  q.push(1, "a0");
+  q.push(1, "a1");
+  q.push(2, "b0");
+  EXPECT_EQ(*q.try_pop(), "a0");
+  EXPECT_EQ(q.running(), 1u);
+  EXPECT_FALSE(q.try_pop().has_value());  // the slot is a0's until it finishes
+  q.push_system("system");
+  EXPECT_EQ(*q.try_pop(), "system");  // system items need no slot
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    q.finish();
+  });
+  EXPECT_EQ(*q.pop(), "b0");  // blocks until the slot frees; then the round robin goes on
+  finisher.join();
+  q.finish();
+  EXPECT_EQ(*q.pop(), "a1");
+  // Closed: pop() waits for the last slot, so that what its finisher queues still runs.
+  EXPECT_TRUE(q.close().empty());
+  std::thread last([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    q.push_system("cleanup");
+    q.finish();
+  });
+  EXPECT_EQ(*q.pop(), "cleanup");
+  EXPECT_FALSE(q.pop().has_value());
+  last.join();
+  EXPECT_EQ(q.running(), 0u);
 }
 
 TEST(UserTableTest, NamesAreNamespacedAndChecked) {
