@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -62,6 +63,14 @@ class Backend {
                                                  Timeout timeout) = 0;
   [[nodiscard]] virtual Result<std::vector<BufferEntryInfo>> list_buffers(Timeout timeout) = 0;
   [[nodiscard]] virtual Result<ProgramResult> exec(const Program& program, Timeout timeout) = 0;
+  // As exec, but the result may come later: `done` is called exactly once, before
+  // this returns or on another thread (the node's, or its deadline timer's: see
+  // vkn::exec_async), so that no daemon thread waits for the node. This default runs
+  // exec() and calls `done` before returning.
+  using ExecDone = std::function<void(Result<ProgramResult>)>;
+  virtual void exec_async(Program program, Timeout timeout, ExecDone done) {
+    done(exec(program, timeout));
+  }
   // Returns the cache file's path.
   [[nodiscard]] virtual Result<std::string> persist_pipeline_cache() = 0;
   // The contents of every durable buffer (from the node's host mirrors).

@@ -125,6 +125,16 @@ Result<ProgramResult> NodeBackend::exec(const Program& program, Timeout timeout)
   return vkn::exec(program, call(timeout));
 }
 
+void NodeBackend::exec_async(Program program, Timeout timeout, ExecDone done) {
+  // Shared: the node calls it if the Program was queued; else it is answered here.
+  auto shared = std::make_shared<ExecDone>(std::move(done));
+  if (auto r = vkn::exec_async(std::move(program), call(timeout),
+                               [shared](Result<ProgramResult> result) { (*shared)(std::move(result)); });
+      !r) {
+    (*shared)(fail(r.error()));
+  }
+}
+
 Result<std::string> NodeBackend::persist_pipeline_cache() {
   if (auto r = vkn::persist_pipeline_cache(name_); !r) return fail(r.error());
   auto s = vkn::status(name_);

@@ -31,6 +31,8 @@ class NodeBackend final : public Backend {
                            std::shared_ptr<const void> keepalive, Timeout timeout) override;
   Result<std::vector<BufferEntryInfo>> list_buffers(Timeout timeout) override;
   Result<ProgramResult> exec(const Program& program, Timeout timeout) override;
+  // On the node's thread, through vkn::exec_async.
+  void exec_async(Program program, Timeout timeout, ExecDone done) override;
   Result<std::string> persist_pipeline_cache() override;
   Result<std::vector<DurableImage>> durable_images(Timeout timeout) override;
   void stop() override;

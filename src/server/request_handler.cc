@@ -68,6 +68,13 @@ Result<protocol::OutgoingFrame> RequestHandler::run(const std::shared_ptr<Reques
   return dispatch(request);
 }
 
+void RequestHandler::start(const std::shared_ptr<Request>& request, ReplyDone done) {
+  if (request->header.type != MessageType::exec || request->is_expired()) {
+    return done(run(request));
+  }
+  exec_async(request, std::move(done));
+}
+
 Result<protocol::OutgoingFrame> RequestHandler::dispatch(const std::shared_ptr<Request>& request) {
   switch (request->header.type) {
     case MessageType::register_kernel:
@@ -305,12 +312,13 @@ Result<protocol::OutgoingFrame> RequestHandler::list_buffers(
   return w.finish(request->header, request->version);
 }
 
-Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Request>& request) {
+Result<Program> RequestHandler::exec_program(const std::shared_ptr<Request>& request,
+                                             Backend** target) {
   auto reader = request->reader();
   auto program = protocol::decode_program(reader);
   if (!program) return fail(program.error());
-  auto target = backend_for(*request);
-  if (!target) return fail(target.error());
+  auto backend = backend_for(*request);
+  if (!backend) return fail(backend.error());
   if (auto r = map_program_names(request->peer.uid, request->header.device, *program); !r)
     return fail(r.error());
   for (const ProgramStep& step : program->steps) {
@@ -319,11 +327,35 @@ Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Reque
       return fail(Errc::permission_denied, "kernel not registered by this user", to_hex(d->kernel));
     }
   }
-  auto result = (*target)->exec(*program, request->time_left());
+  *target = *backend;
+  return program;
+}
+
+Result<protocol::OutgoingFrame> RequestHandler::exec_reply(const Request& request,
+                                                           Result<ProgramResult> result) const {
   if (!result) return fail(result.error());
   ReplyWriter w(shm_threshold_);
   protocol::encode(w.body(), *result);
-  return w.finish(request->header, request->version);
+  return w.finish(request.header, request.version);
+}
+
+Result<protocol::OutgoingFrame> RequestHandler::exec(const std::shared_ptr<Request>& request) {
+  Backend* target = nullptr;
+  auto program = exec_program(request, &target);
+  if (!program) return fail(program.error());
+  return exec_reply(*request, target->exec(*program, request->time_left()));
+}
+
+void RequestHandler::exec_async(const std::shared_ptr<Request>& request, ReplyDone done) {
+  Backend* target = nullptr;
+  auto program = exec_program(request, &target);
+  if (!program) return done(fail(program.error()));
+  // The reply is built where the result lands (the node's thread): the request stays
+  // alive in the closure for as long as the node may answer.
+  target->exec_async(std::move(*program), request->time_left(),
+                     [this, request, done = std::move(done)](Result<ProgramResult> result) {
+                       done(exec_reply(*request, std::move(result)));
+                     });
 }
 
 Result<protocol::OutgoingFrame> RequestHandler::persist_cache(

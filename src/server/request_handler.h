@@ -6,6 +6,7 @@
 // collaborators are).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "protocol/frame_io.h"
@@ -30,6 +31,15 @@ class RequestHandler {
   // Runs one queued request; returns its success reply, or the error to answer with.
   [[nodiscard]] Result<protocol::OutgoingFrame> run(const std::shared_ptr<Request>& request);
 
+  // Called once with a request's reply (its success reply, or the error to answer with).
+  using ReplyDone = std::function<void(Result<protocol::OutgoingFrame>)>;
+  // Starts one queued request and calls `done` exactly once: before returning for
+  // everything but an exec, and for an exec that fails its checks; else later, on the
+  // node's thread when the Program ends, or at the deadline (node_timeout), so that
+  // the calling worker does not wait for the node.
+  // Requires: `done` is quick and never waits for a node; the handler outlives it.
+  void start(const std::shared_ptr<Request>& request, ReplyDone done);
+
   // Frees a closed connection's session buffers.
   void free_session_buffers(uint64_t conn);
 
@@ -41,7 +51,12 @@ class RequestHandler {
   Result<protocol::OutgoingFrame> read_buffer(const std::shared_ptr<Request>& request);
   Result<protocol::OutgoingFrame> delete_buffer(const std::shared_ptr<Request>& request);
   Result<protocol::OutgoingFrame> list_buffers(const std::shared_ptr<Request>& request);
+  // Decodes, maps and checks an exec's Program. Errors: as exec's before the node.
+  Result<Program> exec_program(const std::shared_ptr<Request>& request, Backend** target);
   Result<protocol::OutgoingFrame> exec(const std::shared_ptr<Request>& request);
+  void exec_async(const std::shared_ptr<Request>& request, ReplyDone done);
+  Result<protocol::OutgoingFrame> exec_reply(const Request& request,
+                                             Result<ProgramResult> result) const;
   Result<protocol::OutgoingFrame> persist_cache(const std::shared_ptr<Request>& request);
   // The device node the request names. Errors: not_found for an index beyond the
   // daemon's nodes.

@@ -103,6 +103,7 @@ Server::Impl::Impl(ServerOptions options, Listener listener, Backends backends,
       backends_(std::move(backends)),
       users_(options_.quota),
       handler_(backends_, users_, options_.shm_threshold),
+      queue_(std::max<uint32_t>(1, options_.workers)),
       spin_(options_.spin
                 ? *options_.spin
                 : std::chrono::microseconds(std::thread::hardware_concurrency() >= 8 ? 50 : 0)),

@@ -1,8 +1,10 @@
 // Server::Impl: the daemon's moving parts (private to src/server). One I/O thread
 // runs the epoll loop (server_io.cc): it owns every Connection, answers the cheap
 // requests itself and queues the rest in a FairQueue; worker threads take requests
-// round-robin across connections, run them through the RequestHandler, and post
-// replies back through an eventfd. Snapshots and the graceful stop are in
+// round-robin across connections and start them through the RequestHandler. Most are
+// answered by the worker; an exec is answered from its node's thread (reply_to), so
+// no worker waits on the node. Replies go straight to the socket, or, when the socket
+// is full, to the I/O thread through an eventfd. Snapshots and the graceful stop are in
 // server_state.cc; the metrics page in server_metrics.cc.
 #pragma once
 
@@ -78,6 +80,9 @@ class Server::Impl {
   std::optional<WorkItem> next_work();
   void post(Completion completion);
   void after_request(uint64_t conn);
+  // Answers a request taken from the queue and frees its slot; on the worker, or on
+  // the node's thread for an exec (see RequestHandler::start).
+  void reply_to(const std::shared_ptr<Request>& request, Result<protocol::OutgoingFrame> reply);
 
   // Counts a request answered `code` (ok: success) for status and metrics.
   void count_answer(protocol::MessageType type, Errc code, Clock::time_point received);
@@ -102,7 +107,7 @@ class Server::Impl {
   Backends backends_;  // one per device node, in device index order
   UserTable users_;
   RequestHandler handler_;
-  FairQueue<WorkItem> queue_;
+  FairQueue<WorkItem> queue_;  // at most `workers` requests run at once (slots)
   const std::chrono::microseconds spin_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;

@@ -363,30 +363,40 @@ void Server::Impl::worker_main() {
       item->system();
       continue;
     }
-    const std::shared_ptr<Request>& request = item->request;
+    // An exec is handed to its node and answered from the node's thread (or its
+    // deadline timer): the worker does not wait for it, and goes back for the next
+    // item. The queue's slot stays taken until the reply, so fairness holds.
+    std::shared_ptr<Request> request = std::move(item->request);
     running_.fetch_add(1);
-    auto reply = handler_.run(request);
-    running_.fetch_sub(1);
-    count_answer(request->header.type, reply ? Errc::ok : reply.error().code, request->received);
-    if (!reply) {
-      reply = error_reply(request->header.request_id, request->header.type, request->version,
-                          reply.error());
-    }
-    // Straight to the socket when nothing is queued ahead; the I/O thread only
-    // hears about it when there is something left for it to do.
-    if (std::shared_ptr<Connection> conn = request->connection.lock()) {
-      conn->queued_payload_bytes.fetch_sub(request->payload.size());
-      const auto state = conn->send(std::move(*reply));
-      if (state == Connection::SendState::queued || state == Connection::SendState::broken ||
-          !conn->reading.load()) {
-        post(Completion{request->conn});
-      }
-    }
-    after_request(request->conn);
+    handler_.start(request, [this, request](Result<protocol::OutgoingFrame> reply) {
+      reply_to(request, std::move(reply));
+    });
   }
   live_workers_.fetch_sub(1);
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void Server::Impl::reply_to(const std::shared_ptr<Request>& request,
+                            Result<protocol::OutgoingFrame> reply) {
+  running_.fetch_sub(1);
+  count_answer(request->header.type, reply ? Errc::ok : reply.error().code, request->received);
+  if (!reply) {
+    reply = error_reply(request->header.request_id, request->header.type, request->version,
+                        reply.error());
+  }
+  // Straight to the socket when nothing is queued ahead; the I/O thread only
+  // hears about it when there is something left for it to do.
+  if (std::shared_ptr<Connection> conn = request->connection.lock()) {
+    conn->queued_payload_bytes.fetch_sub(request->payload.size());
+    const auto state = conn->send(std::move(*reply));
+    if (state == Connection::SendState::queued || state == Connection::SendState::broken ||
+        !conn->reading.load()) {
+      post(Completion{request->conn});
+    }
+  }
+  after_request(request->conn);
+  queue_.finish();  // last: a stopping daemon waits for every slot (finish_stop)
 }
 
 }  // namespace vkn::server

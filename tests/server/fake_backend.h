@@ -3,9 +3,12 @@
 // byte vectors; a dispatch of any registered kernel sleeps for the number of
 // milliseconds in the first four bytes of its push constants (a "slow job"), and
 // every exec appends the first binding's buffer name to exec_log(). Thread-safe.
+// exec_async runs the exec on a thread of its own and answers from there, as the real
+// node answers from its worker (Shared::async_exec = false: before returning).
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -29,9 +32,15 @@ class FakeBackend final : public Backend {
     std::map<std::string, Buffer> buffers;
     bool stopped = false;
     int persists = 0;
+    bool async_exec = true;
+    uint64_t async_execs = 0;  // exec_async calls answered from another thread
   };
   explicit FakeBackend(std::shared_ptr<Shared> shared = std::make_shared<Shared>())
       : s_(std::move(shared)) {}
+  ~FakeBackend() override {
+    std::unique_lock lock(async_->mu);
+    async_->cv.wait(lock, [&] { return async_->running == 0; });
+  }
 
   std::vector<NodeStatus> status() override {
     NodeStatus n;
@@ -128,6 +137,29 @@ class FakeBackend final : public Backend {
     }
     return result;
   }
+  void exec_async(Program program, Timeout timeout, ExecDone done) override {
+    bool async;
+    {
+      std::lock_guard lock(s_->mu);
+      async = s_->async_exec;
+      if (async) ++s_->async_execs;
+    }
+    if (!async) return done(exec(program, timeout));
+    auto tracker = async_;
+    {
+      std::lock_guard lock(tracker->mu);
+      ++tracker->running;
+    }
+    std::thread([this, tracker, program = std::move(program), timeout,
+                 done = std::move(done)]() mutable {
+      done(exec(program, timeout));
+      {
+        std::lock_guard lock(tracker->mu);
+        --tracker->running;
+      }
+      tracker->cv.notify_all();
+    }).detach();
+  }
   Result<std::string> persist_pipeline_cache() override {
     std::lock_guard lock(s_->mu);
     ++s_->persists;
@@ -149,7 +181,13 @@ class FakeBackend final : public Backend {
   Shared& shared() { return *s_; }
 
  private:
+  struct AsyncTracker {
+    std::mutex mu;
+    std::condition_variable cv;
+    int running = 0;  // exec_async threads still in this backend
+  };
   std::shared_ptr<Shared> s_;
+  std::shared_ptr<AsyncTracker> async_ = std::make_shared<AsyncTracker>();
 };
 
 }  // namespace vkn::server::testing

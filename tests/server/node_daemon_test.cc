@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -131,6 +132,40 @@ TEST_F(NodeDaemonTest, BuiltinKernelAndTransfersThroughTheDaemon) {
   auto w = client->exec(wrong);
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().code, Errc::invalid_argument);
+}
+
+TEST_F(NodeDaemonTest, ExecsFromManyClientsAreAnsweredFromTheNodeEachWithItsOwnResult) {
+  start_server();
+  constexpr int kClients = 3, kCalls = 20;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int c = 0; c < kClients; ++c) {
+    VKN_ASSERT_OK_AND_ASSIGN(client, connect(std::chrono::seconds(60)));
+    const std::string v = "v" + std::to_string(c);  // every client is the same user
+    VKN_ASSERT_OK(client->create_buffer(v, BufferSpec{64, ElementType::u32, {16}}, BufferScope::session));
+    clients.push_back(std::move(client));
+  }
+  VKN_ASSERT_OK_AND_ASSIGN(fill, clients[0]->builtin_kernel_id(BuiltinKernel::fill_u32));
+  std::atomic<int> right{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = 0; i < kCalls; ++i) {
+        const uint32_t v = static_cast<uint32_t>(c * 1000 + i);
+        Program p;
+        const std::string b = "v" + std::to_string(c);
+        p.steps.push_back(DispatchStep{fill, {NamedBinding{0, b, 0, 0}}, bytes_of(FillPush{16, v}), {1, 1, 1}});
+        p.steps.push_back(DownloadStep{b, 60, 4});
+        auto r = clients[c]->exec(p);
+        if (r && r->downloads.size() == 1 && r->downloads[0] == bytes_of(v)) right.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), kClients * kCalls);
+  VKN_ASSERT_OK_AND_ASSIGN(status, clients[0]->status());
+  EXPECT_EQ(status.running_requests, 0u);
+  ASSERT_EQ(status.devices.size(), 1u);
+  EXPECT_EQ(status.devices[0].exec_count, static_cast<uint64_t>(kClients * kCalls));
 }
 
 TEST_F(NodeDaemonTest, DISABLED_SlowJobCalibration) {

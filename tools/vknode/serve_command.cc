@@ -37,7 +37,7 @@ constexpr const char* kServeHelp =
     "                          (as $VKNODE_DEVICE); repeat it or give a comma list for\n"
     "                          several nodes (node 0 first); 'all': every GPU (the CPU\n"
     "                          device when there is none). Default: one node, the best GPU\n"
-    "  --workers N             threads feeding the node (default 2)\n"
+    "  --workers N             requests in flight on the nodes, and threads feeding them (default 2)\n"
     "  --quota-bytes N         buffer bytes per user (default: the node's budget)\n"
     "  --quota-buffers N       buffers per user (default 1024)\n"
     "  --quota-queued N        requests queued or running per user (default 64)\n"
