@@ -45,6 +45,7 @@ class Reader {
     uint64_t n = 0;
     if (!get(n) || n > kMaxElements || n > (in_.size() - at_) / sizeof(T)) return false;
     v.resize(n);
+    if (n == 0) return true;  // an empty vector's data() may be null: no memcpy from or to it
     std::memcpy(v.data(), in_.data() + at_, n * sizeof(T));
     at_ += n * sizeof(T);
     return true;

@@ -46,6 +46,17 @@ TEST(ResultCodecTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(back->gradient_evaluations, r.gradient_evaluations);
 }
 
+TEST(ResultCodecTest, EmptyStringsAndVectorsRoundTrip) {
+  SampleResult r = small_run();
+  r.backend.clear();
+  r.fallback_reason.clear();
+  auto back = decode_result(encode_result(r));
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_TRUE(back->backend.empty());
+  EXPECT_TRUE(back->fallback_reason.empty());
+  EXPECT_EQ(back->values, r.values);
+}
+
 TEST(ResultCodecTest, DamagedBytesAreErrors) {
   const auto bytes = encode_result(small_run());
   for (size_t cut : {size_t{0}, size_t{3}, size_t{20}, bytes.size() / 2, bytes.size() - 1}) {
