@@ -76,17 +76,15 @@ class FairQueue {
   }
 
   // Frees the slot of a client item taken by pop() (with a cap only).
+  // Notifies with mu_ held: finish() runs on threads the server does not join (a node's
+  // worker answering an exec), and the last slot freed lets shutdown go on and destroy this
+  // queue; notifying after unlocking would touch cv_ after it may be gone (TSan found it).
   void finish() {
-    bool wake_one = false, wake_all = false;
-    {
-      std::lock_guard lock(mu_);
-      --running_;
-      wake_all = closed_ && running_ == 0;
-      wake_one = size_ > 0;
-    }
-    if (wake_all) {
+    std::lock_guard lock(mu_);
+    --running_;
+    if (closed_ && running_ == 0) {
       cv_.notify_all();
-    } else if (wake_one) {
+    } else if (size_ > 0) {
       cv_.notify_one();
     }
   }
