@@ -99,36 +99,47 @@ Result<NodeStatus> status(std::string_view name) {
 
 namespace detail {
 
-Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
+namespace {
+
+// A job for the node `call` names, with its deadline, once its kernels pass quarantine:
+// what the blocking and the asynchronous paths share.
+struct PreparedJob {
+  std::shared_ptr<NodeImpl> node;
+  std::shared_ptr<Job> job;
+  std::optional<NodeImpl::Clock::time_point> deadline;
+};
+
+Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
   auto node = find_live_node(call.node);
   if (!node) return fail(node.error());
-  NodeImpl& n = **node;
-  if (auto q = n.quarantine().check(kernels); !q) return q;
-  auto job = std::make_shared<Job>();
-  job->fn = std::move(fn);
-  job->kernels = std::move(kernels);
-  job->client = call.client;
-  const auto timeout = call.timeout ? call.timeout : n.default_timeout();
-  std::optional<NodeImpl::Clock::time_point> deadline;
-  if (timeout) deadline = NodeImpl::Clock::now() + *timeout;
-  if (auto r = n.submit(job); !r) return r;
-  return n.wait(job, deadline);
+  if (auto q = (*node)->quarantine().check(kernels); !q) return fail(q.error());
+  PreparedJob p{std::move(*node), std::make_shared<Job>(), std::nullopt};
+  p.job->fn = std::move(fn);
+  p.job->kernels = std::move(kernels);
+  p.job->client = call.client;
+  const auto timeout = call.timeout ? call.timeout : p.node->default_timeout();
+  if (timeout) p.deadline = NodeImpl::Clock::now() + *timeout;
+  return p;
+}
+
+}  // namespace
+
+Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
+  auto p = prepare_job(call, std::move(fn), std::move(kernels));
+  if (!p) return fail(p.error());
+  if (auto r = p->node->submit(p->job); !r) return r;
+  return p->node->wait(p->job, p->deadline);
 }
 
 Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
                         JobDone on_done) {
-  auto node = find_live_node(call.node);
-  if (!node) return fail(node.error());
-  NodeImpl& n = **node;
-  if (auto q = n.quarantine().check(kernels); !q) return q;
-  auto job = std::make_shared<Job>();
-  job->fn = std::move(fn);
-  job->kernels = std::move(kernels);
-  job->client = call.client;
+  auto p = prepare_job(call, std::move(fn), std::move(kernels));
+  if (!p) return fail(p.error());
+  NodeImpl& n = *p->node;
+  auto& job = p->job;
   job->on_done = std::move(on_done);
-  const auto timeout = call.timeout ? call.timeout : n.default_timeout();
   // Watched before it is queued, so that a job cannot end before its entry exists.
-  if (timeout) n.watch_deadline(job, NodeImpl::Clock::now() + *timeout);
+  if (p->deadline) n.watch_deadline(job, *p->deadline);
   if (auto r = n.submit(job); !r) {
     n.unwatch_deadline(job);
     std::lock_guard lock(job->mu);
