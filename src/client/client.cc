@@ -66,19 +66,7 @@ class Client::Impl {
 
   // The device node a request goes to: requests that touch no node always name 0.
   uint32_t device_for(MessageType type, const RequestOptions& o) const {
-    switch (type) {
-      case MessageType::register_kernel:
-      case MessageType::create_buffer:
-      case MessageType::write_buffer:
-      case MessageType::read_buffer:
-      case MessageType::delete_buffer:
-      case MessageType::list_buffers:
-      case MessageType::exec:
-      case MessageType::persist_cache:
-        return o.device.value_or(options_.device);
-      default:
-        return 0;
-    }
+    return protocol::targets_device_node(type) ? o.device.value_or(options_.device) : 0;
   }
 
   // Sends one request and returns its reply with the envelope checked.

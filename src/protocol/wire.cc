@@ -37,6 +37,22 @@ const char* to_string(MessageType type) {
   return "unknown";
 }
 
+bool targets_device_node(MessageType type) {
+  switch (type) {
+    case MessageType::register_kernel:
+    case MessageType::create_buffer:
+    case MessageType::write_buffer:
+    case MessageType::read_buffer:
+    case MessageType::delete_buffer:
+    case MessageType::list_buffers:
+    case MessageType::exec:
+    case MessageType::persist_cache:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool is_known_type(uint16_t type) {
   return std::string_view(to_string(static_cast<MessageType>(type))) != "unknown";
 }

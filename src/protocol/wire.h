@@ -44,6 +44,10 @@ enum class MessageType : uint16_t {
 // "hello", "ping", ...; "unknown" for other values.
 const char* to_string(MessageType type);
 bool is_known_type(uint16_t type);
+// Whether requests of this type go to a device node (and may name one in the header): kernel
+// registration, buffers, exec, cache persist. The others (hello, ping, status, list_kernels,
+// shutdown) are the daemon's own.
+bool targets_device_node(MessageType type);
 
 // Frame flags.
 inline constexpr uint32_t kFlagReply = 1u << 0;  // a reply (else a request)

@@ -45,19 +45,8 @@ Result<void> map_program_names(uint32_t uid, uint32_t device, Program& program) 
 bool is_admin(const Peer& peer) { return peer.uid == 0 || peer.uid == ::getuid(); }
 
 bool RequestHandler::is_queued(MessageType type) {
-  switch (type) {
-    case MessageType::register_kernel:
-    case MessageType::create_buffer:
-    case MessageType::write_buffer:
-    case MessageType::read_buffer:
-    case MessageType::delete_buffer:
-    case MessageType::list_buffers:
-    case MessageType::exec:
-    case MessageType::persist_cache:
-      return true;
-    default:
-      return false;
-  }
+  // Work for a node goes through the fair queue; the daemon's own requests are answered at once.
+  return protocol::targets_device_node(type);
 }
 
 Result<protocol::OutgoingFrame> RequestHandler::run(const std::shared_ptr<Request>& request) {
