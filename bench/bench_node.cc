@@ -8,11 +8,14 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <mutex>
 #include <thread>
 
 #include "bench_report.h"
 #include "bench_sections.h"
+#include "node/program_runner.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/builtin_kernels.h"
@@ -100,23 +103,42 @@ Program tiny_program() {
   return p;
 }
 
-Result<std::vector<double>> core_dispatch(const BenchOptions& options, int n) {
-  auto device = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
-  if (!device) return fail(device.error());
-  auto stream = Stream::create(**device);
-  if (!stream) return fail(stream.error());
-  auto buffer = Buffer::create(**device, kWords * 4);
-  if (!buffer) return fail(buffer.error());
-  KernelCache kernels(**device, nullptr);
-  auto kernel = kernels.get_or_create(builtin_spirv(BuiltinKernel::fill_u32));
-  if (!kernel) return fail(kernel.error());
-  const auto push = fill_push();
-  const BufferBinding b[] = {{0, &*buffer}};
-  return sample(n, [&]() -> Result<void> {
-    if (auto r = (*stream)->record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
-    return (*stream)->submit_and_wait(kTimeout);
-  });
-}
+// The same tiny dispatch through the core layer alone, on a device of its own, from the
+// calling thread: the baseline the node's paths are compared with.
+class CoreDispatch {
+ public:
+  static Result<std::unique_ptr<CoreDispatch>> create(const BenchOptions& options) {
+    auto c = std::unique_ptr<CoreDispatch>(new CoreDispatch);
+    auto device = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
+    if (!device) return fail(device.error());
+    c->device_ = std::move(*device);
+    auto stream = Stream::create(*c->device_);
+    if (!stream) return fail(stream.error());
+    c->stream_ = std::move(*stream);
+    auto buffer = Buffer::create(*c->device_, kWords * 4);
+    if (!buffer) return fail(buffer.error());
+    c->buffer_.emplace(std::move(*buffer));
+    c->kernels_ = std::make_unique<KernelCache>(*c->device_, nullptr);
+    auto kernel = c->kernels_->get_or_create(builtin_spirv(BuiltinKernel::fill_u32));
+    if (!kernel) return fail(kernel.error());
+    c->kernel_ = *kernel;
+    return c;
+  }
+  Result<void> once() {
+    const BufferBinding b[] = {{0, &*buffer_}};
+    if (auto r = stream_->record_dispatch(*kernel_, b, push_, {1, 1, 1}); !r) return r;
+    return stream_->submit_and_wait(kTimeout);
+  }
+
+ private:
+  CoreDispatch() = default;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<Stream> stream_;
+  std::optional<Buffer> buffer_;
+  std::unique_ptr<KernelCache> kernels_;
+  std::shared_ptr<Kernel> kernel_;
+  std::vector<std::byte> push_ = fill_push();
+};
 
 // Programs per second from `callers` threads each running `per_caller` tiny execs.
 Result<double> throughput(const CallOptions& call, int callers, int per_caller) {
@@ -165,7 +187,7 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   sink({.section = "node", .metric = "with_node no-op p99 vs mutex+cv hand-off", .unit = "us",
         .value = percentile(*noop, 99), .baseline = percentile(*bare, 99)});
 
-  auto core = core_dispatch(options, n);
+  auto core = CoreDispatch::create(options);
   if (!core) return fail(core.error());
   const Program tiny = tiny_program();
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
@@ -186,23 +208,38 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       return ctx.submit_and_wait();
     }, call);
   };
-  // Interleaved rounds, so that clock ramps and other drift hit both paths alike.
-  std::vector<double> exec_us, with_node_us;
-  for (int round = 0; round < 10; ++round) {
-    auto e = sample(n / 10, exec_once);
-    auto w = sample(n / 10, with_node_once);
-    if (!e || !w) return fail(e ? w.error() : e.error());
+  // exec's own work on the node's thread (validation, name lookups, recording) without
+  // its caller-side wrapping: splits exec's cost from with_node's.
+  auto program_in_with_node_once = [&]() {
+    return with_node([&](Context& ctx) -> Result<void> {
+      auto r = run_program(ctx, tiny);
+      if (!r) return fail(r.error());
+      return {};
+    }, call);
+  };
+  auto core_once = [&]() { return (*core)->once(); };
+  // Interleaved rounds, so that clock ramps, core placement and other drift hit every
+  // path alike (on a 2-core machine a path's figure can double between phases).
+  std::vector<double> exec_us, with_node_us, program_us, core_us;
+  for (int round = 0; round < 20; ++round) {
+    auto c = sample(n / 20, core_once);
+    auto e = sample(n / 20, exec_once);
+    auto w = sample(n / 20, with_node_once);
+    auto p = sample(n / 20, program_in_with_node_once);
+    if (!c || !e || !w || !p) return fail(!c ? c.error() : !e ? e.error() : !w ? w.error() : p.error());
+    core_us.insert(core_us.end(), c->begin(), c->end());
     exec_us.insert(exec_us.end(), e->begin(), e->end());
     with_node_us.insert(with_node_us.end(), w->begin(), w->end());
+    program_us.insert(program_us.end(), p->begin(), p->end());
   }
-  Result<std::vector<double>> via_exec = std::move(exec_us);
-  Result<std::vector<double>> via_with_node = std::move(with_node_us);
-  for (const auto& [label, samples] : {std::pair{"exec", &*via_exec}, std::pair{"with_node", &*via_with_node}}) {
+  for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us}}) {
     sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
-          .value = median(*samples), .baseline = median(*core)});
+          .value = median(*samples), .baseline = median(core_us)});
     sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
-          .value = percentile(*samples, 99), .baseline = percentile(*core, 99)});
+          .value = percentile(*samples, 99), .baseline = percentile(core_us, 99)});
   }
+  sink({.section = "node", .metric = "tiny dispatch p50: exec's Program run in with_node vs with_node", .unit = "us",
+        .value = median(program_us), .baseline = median(with_node_us)});
 
   const int per = options.quick ? 50 : 500;
   auto one = throughput(call, 1, per);

@@ -1,5 +1,7 @@
 #include "vknode/gpu/device.h"
 
+#include <array>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -253,7 +255,7 @@ Result<std::unique_ptr<Device>> Device::create(const DeviceOptions& options) {
   d->info_ = infos[*chosen];
   vkGetPhysicalDeviceMemoryProperties(d->physical_, &d->memory_props_);
   if (auto r = d->create_logical_device(); !r) return fail(r.error());
-  d->warm_up_driver();
+  d->create_shared_layout();
   d->allocator_ = std::make_unique<MemoryAllocator>(*d);
   log(LogLevel::info, "device: {} ({}), Vulkan {}", d->info_.name, to_string(d->info_.type),
       version_string(d->info_.api_version));
@@ -340,32 +342,36 @@ Result<void> Device::create_logical_device() {
   return {};
 }
 
-// Some drivers initialise lazily on the first layout object of a process (about 4 ms
-// on NVIDIA's). A long-lived node pays that here, once, rather than in its first job.
-void Device::warm_up_driver() {
-  VkDescriptorSetLayoutBinding binding{0, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+// Also pays, at device creation, the lazy initialisation some drivers do on the first
+// layout object of a process (about 4-6 ms on NVIDIA's), rather than in a first job.
+void Device::create_shared_layout() {
+  std::array<VkDescriptorSetLayoutBinding, kSharedLayoutBindings> bindings;
+  for (uint32_t i = 0; i < kSharedLayoutBindings; ++i) {
+    bindings[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+  }
   VkDescriptorSetLayoutCreateInfo dslci{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
   dslci.flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR;
-  dslci.bindingCount = 1;
-  dslci.pBindings = &binding;
+  dslci.bindingCount = kSharedLayoutBindings;
+  dslci.pBindings = bindings.data();
   VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
   if (vkCreateDescriptorSetLayout(device_, &dslci, nullptr, &set_layout) != VK_SUCCESS) return;
-  VkPushConstantRange push{VK_SHADER_STAGE_COMPUTE_BIT, 0, 16};
+  shared_set_layout_ = OwnedDescriptorSetLayout(device_, set_layout);
+  VkPushConstantRange push{VK_SHADER_STAGE_COMPUTE_BIT, 0, info_.max_push_constants_size};
   VkPipelineLayoutCreateInfo plci{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
   plci.setLayoutCount = 1;
   plci.pSetLayouts = &set_layout;
   plci.pushConstantRangeCount = 1;
   plci.pPushConstantRanges = &push;
   VkPipelineLayout layout = VK_NULL_HANDLE;
-  if (vkCreatePipelineLayout(device_, &plci, nullptr, &layout) == VK_SUCCESS) {
-    vkDestroyPipelineLayout(device_, layout, nullptr);
-  }
-  vkDestroyDescriptorSetLayout(device_, set_layout, nullptr);
+  if (vkCreatePipelineLayout(device_, &plci, nullptr, &layout) != VK_SUCCESS) return;
+  shared_pipeline_layout_ = OwnedPipelineLayout(device_, layout);
 }
 
 Device::~Device() {
   if (device_ != VK_NULL_HANDLE) vkDeviceWaitIdle(device_);
   allocator_.reset();
+  shared_pipeline_layout_.reset();
+  shared_set_layout_.reset();
   if (device_ != VK_NULL_HANDLE) vkDestroyDevice(device_, nullptr);
   // The instance goes with the last device that shares it.
 }

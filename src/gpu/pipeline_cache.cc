@@ -7,6 +7,7 @@
 #include "gpu/pipeline_cache_file.h"
 #include "util/file_ops.h"
 #include "util/log.h"
+#include "vknode/gpu/builtin_kernels.h"
 #include "vknode/gpu/device.h"
 
 namespace vkn {
@@ -60,14 +61,38 @@ Result<std::unique_ptr<PipelineCache>> PipelineCache::open(Device& device, const
       pc->lock_path_ = pipeline_cache_lock_path(dir);
     }
   }
-  if (pc->is_persistent()) {
-    pc->load_layouts();
-    if (auto r = pc->load_from_disk(); r) return pc;
+  if (pc->is_persistent()) pc->load_layouts();
+  if (!pc->is_persistent() || !pc->load_from_disk()) {
+    auto cache = make_cache(device.handle(), {});
+    if (!cache) return fail(cache.error());
+    pc->cache_ = OwnedPipelineCache(device.handle(), *cache);
   }
-  auto cache = make_cache(device.handle(), {});
-  if (!cache) return fail(cache.error());
-  pc->cache_ = OwnedPipelineCache(device.handle(), *cache);
+  if (options.warm_up_driver) pc->warm_up_driver();
   return pc;
+}
+
+void PipelineCache::warm_up_driver() {
+  const VkDevice dev = device_.handle();
+  const VkPipelineLayout layout = device_.shared_pipeline_layout();
+  if (layout == VK_NULL_HANDLE || device_.is_lost()) return;
+  const std::span<const uint32_t> spirv = builtin_spirv(BuiltinKernel::fill_u32);
+  VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+  smci.codeSize = spirv.size_bytes();
+  smci.pCode = spirv.data();
+  VkShaderModule module = VK_NULL_HANDLE;
+  if (vkCreateShaderModule(dev, &smci, nullptr, &module) != VK_SUCCESS) return;
+  const OwnedShaderModule owned_module(dev, module);
+  VkComputePipelineCreateInfo cpci{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+  cpci.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+  cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+  cpci.stage.module = module;
+  cpci.stage.pName = "main";
+  cpci.layout = layout;
+  VkPipeline pipeline = VK_NULL_HANDLE;
+  // A failure here is harmless: the first real kernel pays the one-time cost instead.
+  if (vkCreateComputePipelines(dev, cache_.get(), 1, &cpci, nullptr, &pipeline) == VK_SUCCESS) {
+    const OwnedPipeline owned_pipeline(dev, pipeline);
+  }
 }
 
 Result<void> PipelineCache::load_from_disk() {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -114,7 +115,10 @@ class NodeImpl {
   std::atomic<uint64_t> restarts_{0}, device_resets_{0};
   std::atomic<bool> crash_requested_{false};
   std::atomic<bool> finished_{false};
-  std::atomic<size_t> queued_{0};  // mirrors queue_.size() for the worker's lock-free spin
+  // Mirrors queue_.size() for the worker's lock-free spin. Raised after mu_ is released,
+  // so it may lag the queue (even dip below zero) for an instant; each job adds one and
+  // takes one, so it settles.
+  std::atomic<int64_t> queued_{0};
   std::atomic<uint32_t> init_failures_left_{0};
 
   // Worker thread only.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,30 @@ TEST(Sha256Test, FinishResetsForNextMessage) {
   EXPECT_EQ(hasher.finish(), sha256({}));
   hasher.update(bytes(k448BitMessage));
   EXPECT_EQ(hasher.finish(), sha256(bytes(k448BitMessage)));
+}
+
+std::string digest_with(Sha256Impl impl, std::span<const uint8_t> data) {
+  Sha256 h(impl);
+  h.update(data);
+  return to_hex(h.finish());
+}
+
+// The portable and the accelerated compression (the x86 SHA extensions, where this CPU
+// has them) on the standard vectors and on random messages of every length class.
+TEST(Sha256Test, PortableAndAcceleratedAgree) {
+  for (Sha256Impl impl : {Sha256Impl::portable, Sha256Impl::best}) {
+    EXPECT_EQ(digest_with(impl, bytes("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(digest_with(impl, bytes(k448BitMessage)),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  }
+  std::mt19937 rng(std::random_device{}());
+  std::vector<uint8_t> data(5000);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+  for (size_t len : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 127u, 128u, 129u, 1000u, 3700u, 5000u}) {
+    const std::span<const uint8_t> msg(data.data(), len);
+    EXPECT_EQ(digest_with(Sha256Impl::best, msg), digest_with(Sha256Impl::portable, msg)) << "length " << len;
+  }
+  RecordProperty("accelerated", sha256_accelerated() ? "yes" : "no");
 }
 
 TEST(Sha256Test, ToHexIsLowercaseTwoDigitsPerByte) {

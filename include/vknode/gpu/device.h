@@ -17,6 +17,7 @@
 
 #include "vknode/error.h"
 #include "vknode/gpu/instance.h"
+#include "vknode/gpu/vk_handle.h"
 
 namespace vkn {
 
@@ -113,6 +114,14 @@ class Device {
   // Set when VK_EXT_shader_module_identifier is enabled, else nullptr.
   PFN_vkGetShaderModuleCreateInfoIdentifierEXT module_identifier_fn() const { return module_identifier_; }
 
+  // One pipeline layout every ordinary kernel shares: storage buffers at bindings
+  // 0..kSharedLayoutBindings-1 (push descriptors) and the device's whole push-constant
+  // range. A pipeline may declare more than its shader uses, and on some drivers each
+  // new layout costs 50 us to milliseconds, so kernels skip that. VK_NULL_HANDLE if its
+  // creation failed (kernels then make their own).
+  static constexpr uint32_t kSharedLayoutBindings = 16;
+  VkPipelineLayout shared_pipeline_layout() const { return shared_pipeline_layout_.get(); }
+
   // Validation-layer errors reported since creation, and the last message.
   uint64_t validation_error_count() const { return instance_->validation_error_count(); }
   std::string last_validation_message() const { return instance_->last_validation_message(); }
@@ -132,7 +141,7 @@ class Device {
  private:
   Device() = default;
   Result<void> create_logical_device();
-  void warm_up_driver();
+  void create_shared_layout();
 
   // Fixed after construction.
   std::shared_ptr<Instance> instance_;
@@ -145,6 +154,8 @@ class Device {
   PFN_vkCmdPushDescriptorSetKHR push_descriptor_ = nullptr;
   PFN_vkGetShaderModuleCreateInfoIdentifierEXT module_identifier_ = nullptr;
   std::unique_ptr<MemoryAllocator> allocator_;
+  OwnedDescriptorSetLayout shared_set_layout_;
+  OwnedPipelineLayout shared_pipeline_layout_;
 
   std::atomic<bool> lost_{false};
   FaultInjection faults_;

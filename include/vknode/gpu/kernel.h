@@ -64,7 +64,8 @@ class Kernel {
   const std::string& name() const { return name_; }
   const KernelLayout& layout() const { return layout_; }
   VkPipeline pipeline() const { return pipeline_.get(); }
-  VkPipelineLayout pipeline_layout() const { return pipeline_layout_.get(); }
+  // The device's shared layout, or the kernel's own where its bindings do not fit that.
+  VkPipelineLayout pipeline_layout() const { return layout_handle_; }
   // What the driver said through creation feedback: true when it came from the cache.
   bool was_cache_hit() const { return cache_hit_; }
   double creation_ms() const { return times_.pipeline_us / 1000.0; }
@@ -93,6 +94,7 @@ class Kernel {
   OwnedShaderModule module_;
   OwnedDescriptorSetLayout set_layout_;
   OwnedPipelineLayout pipeline_layout_;
+  VkPipelineLayout layout_handle_ = VK_NULL_HANDLE;
   OwnedPipeline pipeline_;
   bool cache_hit_ = false;
   KernelCreationTimes times_;
