@@ -169,6 +169,23 @@ TEST_F(PipelineCacheTest, KnownLayoutsSkipSpirvIntakeInTheNextProcess) {
   EXPECT_EQ(third->layout().bindings.size(), 2u);
 }
 
+// The driver warm-up at open creates and drops a pipeline of its own: it is neither
+// counted as a hit or miss nor kept as a kernel, and turning it off changes nothing else.
+TEST_F(PipelineCacheTest, DriverWarmUpAtOpenIsNotCountedAsAKernel) {
+  for (bool warm_up : {true, false}) {
+    PipelineCacheOptions o;
+    o.directory = dir_;
+    o.warm_up_driver = warm_up;
+    VKN_ASSERT_OK_AND_ASSIGN(pc, PipelineCache::open(*device_, o));
+    const auto s = pc->stats();
+    EXPECT_EQ(s.hits + s.misses + s.unknown, 0u) << "warm_up " << warm_up;
+    EXPECT_TRUE(s.load_warning.empty());
+    VKN_ASSERT_OK_AND_ASSIGN(k, Kernel::create(*device_, pc.get(), builtin_spirv(BuiltinKernel::fill_u32)));
+    EXPECT_EQ(pc->stats().hits + pc->stats().misses + pc->stats().unknown, 1u);
+    EXPECT_EQ(device_->validation_error_count(), 0u);
+  }
+}
+
 TEST_F(PipelineCacheTest, InMemoryCacheNeverTouchesDisk) {
   PipelineCacheOptions o;
   o.directory = dir_;
