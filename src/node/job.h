@@ -29,6 +29,7 @@ struct Job {
   ErasedJob fn;
   std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
   std::string client;
+  bool is_exec = false;  // counted in NodeStatus::exec_count when it runs
 
   std::atomic<bool> finished{false};  // set with state == done, for callers that spin
 

@@ -463,6 +463,7 @@ void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
   if (auto q = quarantine_.check(job->kernels); !q) {
     result = q;
   } else {
+    if (job->is_exec) exec_count_.fetch_add(1);
     NodeContext ctx(*this, scratch_[job->client]);
     try {
       result = job->fn(ctx);

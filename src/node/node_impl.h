@@ -70,7 +70,6 @@ class NodeImpl {
   BufferRegistry& registry() { return registry_; }
   ScratchStore& scratch(const std::string& client) { return scratch_[client]; }
   std::chrono::milliseconds hang_limit() const { return options_.hang_limit; }
-  void count_exec() { exec_count_.fetch_add(1); }
 
  private:
   void worker_main();

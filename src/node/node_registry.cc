@@ -109,7 +109,8 @@ struct PreparedJob {
   std::optional<NodeImpl::Clock::time_point> deadline;
 };
 
-Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
+Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
+                                bool is_exec) {
   auto node = find_live_node(call.node);
   if (!node) return fail(node.error());
   if (auto q = (*node)->quarantine().check(kernels); !q) return fail(q.error());
@@ -117,23 +118,22 @@ Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vect
   p.job->fn = std::move(fn);
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
+  p.job->is_exec = is_exec;
   const auto timeout = call.timeout ? call.timeout : p.node->default_timeout();
   if (timeout) p.deadline = NodeImpl::Clock::now() + *timeout;
   return p;
 }
 
-}  // namespace
-
-Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
-  auto p = prepare_job(call, std::move(fn), std::move(kernels));
+Result<void> run_job_as(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels, bool is_exec) {
+  auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
   if (auto r = p->node->submit(p->job); !r) return r;
   return p->node->wait(p->job, p->deadline);
 }
 
-Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
-                        JobDone on_done) {
-  auto p = prepare_job(call, std::move(fn), std::move(kernels));
+Result<void> submit_job_as(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
+                           JobDone on_done, bool is_exec) {
+  auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
   NodeImpl& n = *p->node;
   auto& job = p->job;
@@ -153,27 +153,34 @@ Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<Kerne
   return {};
 }
 
+}  // namespace
+
+Result<void> run_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels) {
+  return run_job_as(call, std::move(fn), std::move(kernels), false);
+}
+
+Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
+                        JobDone on_done) {
+  return submit_job_as(call, std::move(fn), std::move(kernels), std::move(on_done), false);
+}
+
 }  // namespace detail
 
 namespace {
 
 // The job owns the Program: it may still run after a caller that timed out has returned.
 Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const CallOptions& call) {
-  auto node = find_live_node(call.node);
-  if (!node) return fail(node.error());
-  NodeImpl* impl = node->get();  // jobs run on its worker, which outlives them
   auto out = std::make_shared<ProgramResult>();
   std::vector<KernelId> kernels = program_kernels(*program);
-  auto r = detail::run_job(
+  auto r = detail::run_job_as(
       call,
-      [program = std::move(program), out, impl](Context& ctx) -> Result<void> {
-        impl->count_exec();
+      [program = std::move(program), out](Context& ctx) -> Result<void> {
         auto result = run_program(ctx, *program);
         if (!result) return fail(result.error());
         *out = std::move(*result);
         return {};
       },
-      std::move(kernels));
+      std::move(kernels), true);
   if (!r) return fail(r.error());
   return std::move(*out);
 }
@@ -181,16 +188,12 @@ Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const C
 }  // namespace
 
 Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_done) {
-  auto node = find_live_node(call.node);
-  if (!node) return fail(node.error());
-  NodeImpl* impl = node->get();
   auto owned = std::make_shared<const Program>(std::move(program));
   auto out = std::make_shared<ProgramResult>();
   std::vector<KernelId> kernels = program_kernels(*owned);
-  return detail::submit_job(
+  return detail::submit_job_as(
       call,
-      [program = std::move(owned), out, impl](Context& ctx) -> Result<void> {
-        impl->count_exec();
+      [program = std::move(owned), out](Context& ctx) -> Result<void> {
         auto result = run_program(ctx, *program);
         if (!result) return fail(result.error());
         *out = std::move(*result);
@@ -200,7 +203,8 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
       [out, done = std::move(on_done)](Result<void> r) {
         if (!r) return done(fail(r.error()));
         done(std::move(*out));
-      });
+      },
+      true);
 }
 
 Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
