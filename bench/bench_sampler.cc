@@ -84,6 +84,7 @@ Result<RunFigures> run(const Case& c, uint32_t chains, LeapfrogBackend* backend)
 // time the node waited for the GPU (submit to fence) within that advance().
 struct KernelFigures {
   double steps_per_second = 0, wall_ms = 0, gpu_ms = 0;
+  double divergent_share = 0;  // of the timed trajectories
 };
 
 Result<KernelFigures> kernel_rate(const Case& c, GpuLeapfrogBackend& gpu, double step_size) {
@@ -111,7 +112,14 @@ Result<KernelFigures> kernel_rate(const Case& c, GpuLeapfrogBackend& gpu, double
   KernelFigures f;
   f.wall_ms = elapsed_us(t0) * 1e-3;
   f.gpu_ms = gpu.stats().gpu_wait_ms - gpu0;
-  f.steps_per_second = static_cast<double>(c.chains) * c.steps * c.iterations / (f.wall_ms * 1e-3);
+  // Leapfrog steps actually taken: a trajectory that diverges stops early (at these
+  // untuned starting points some do at once), so chains x K x iterations would overstate.
+  uint64_t taken = 0;
+  for (const TransitionStats& s : out.stats) taken += s.n_leapfrog;
+  f.steps_per_second = static_cast<double>(taken) / (f.wall_ms * 1e-3);
+  f.divergent_share = 0;
+  for (const TransitionStats& s : out.stats) f.divergent_share += s.divergent ? 1.0 : 0.0;
+  if (!out.stats.empty()) f.divergent_share /= static_cast<double>(out.stats.size());
   return f;
 }
 
@@ -150,8 +158,8 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
   if (!k) return fail(k.error());
   sink({.section = "sampler",
         .metric =
-            vkn::format("{}: {} kernel only, leapfrog steps/s (no draws kept) vs full GPU sampling",
-                        c.label, (*gpu)->stats().kernel),
+            vkn::format("{}: {} kernel only, leapfrog steps/s taken (no draws kept; {:.0f}% diverged) vs full GPU sampling",
+                        c.label, (*gpu)->stats().kernel, 100 * k->divergent_share),
         .unit = "steps/s",
         .value = k->steps_per_second,
         .baseline = g->steps_per_second});
@@ -174,8 +182,9 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
     auto kg = kernel_rate(c, **generic, 0.1);
     if (!ks || !kg) return fail(ks ? kg.error() : ks.error());
     sink({.section = "sampler",
-          .metric = vkn::format("{}: kernel only, {} vs generic kernel", c.label,
-                                (*special)->stats().kernel),
+          .metric = vkn::format("{}: kernel only, {} vs generic kernel (steps taken; {:.0f}% vs {:.0f}% diverged)",
+                                c.label, (*special)->stats().kernel, 100 * ks->divergent_share,
+                                100 * kg->divergent_share),
           .unit = "steps/s",
           .value = ks->steps_per_second,
           .baseline = kg->steps_per_second});

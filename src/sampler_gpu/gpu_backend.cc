@@ -213,10 +213,7 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   std::string source;
   const bool specialize = options.kernel == KernelChoice::specialized ||
                           (options.kernel == KernelChoice::automatic && !facts->cpu);
-  // The logistic kernel only when asked for: measured on the H200 (and lavapipe) it runs at
-  // half the generic kernel's rate (docs/benchmarks.md, "Sampler").
-  const auto logistic = options.kernel == KernelChoice::specialized ? detail::logistic_structure(model)
-                                                                     : std::nullopt;
+  const auto logistic = specialize ? detail::logistic_structure(model) : std::nullopt;
   // Leave a little shared memory to the driver; 48 KiB is what every NVIDIA and AMD part has.
   const size_t shared_limit = std::min<size_t>(facts->shared_memory_bytes, 49152) - 512;
   const detail::LogisticLayout logistic_layout =

@@ -304,16 +304,6 @@ TEST_F(GpuBackendTest, AutomaticKernelChoice) {
   auto schools = GpuLeapfrogBackend::create(*testing::must(make_eight_schools()), options());
   ASSERT_TRUE(schools.has_value());
   EXPECT_EQ((*schools)->stats().kernel, "generic");  // not separable: specialized falls back
-  // Logistic regression: generic unless asked (its specialized kernel is the slower one).
-  const auto data = testing::make_logistic_data(50, 3, 7);
-  auto model = testing::must(make_logistic_regression(3, data.x, data.y));
-  auto logistic = GpuLeapfrogBackend::create(*model, o);
-  ASSERT_TRUE(logistic.has_value());
-  EXPECT_EQ((*logistic)->stats().kernel, "generic");
-  o.kernel = KernelChoice::specialized;
-  auto asked = GpuLeapfrogBackend::create(*model, o);
-  ASSERT_TRUE(asked.has_value());
-  EXPECT_EQ((*asked)->stats().kernel, "logistic");
 }
 
 TEST_F(GpuBackendTest, LongBlocksSplitIntoDispatches) {

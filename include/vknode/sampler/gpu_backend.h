@@ -38,10 +38,7 @@ namespace vkn::sampler {
 // each chain's rows split over up to 32 invocations, one shared-memory reduction per step);
 // other models always get the generic one-invocation-per-chain kernel. See docs/sampler.md.
 enum class KernelChoice {
-  // separable where the model is (on GPUs; generic on CPU devices such as lavapipe, where
-  // barriers are slow); generic otherwise, logistic regression included: its specialized
-  // kernel measured at half the generic rate on the H200
-  automatic,
+  automatic,  // specialized on GPUs; generic on CPU devices (lavapipe), where barriers are slow
   generic,
   specialized,  // where the model has one
 };
