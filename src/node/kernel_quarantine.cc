@@ -5,6 +5,7 @@
 namespace vkn {
 
 Result<void> KernelQuarantine::check(std::span<const KernelId> kernels, Clock::time_point now) {
+  if (kernels.empty() || tracked_.load(std::memory_order_acquire) == 0) return {};
   std::lock_guard lock(mu_);
   for (const KernelId& k : kernels) {
     auto it = states_.find(k);
@@ -24,19 +25,24 @@ void KernelQuarantine::note_timeout(std::span<const KernelId> kernels, Clock::ti
     State& s = states_[k];
     if (++s.consecutive_timeouts >= threshold_) s.until = now + cooldown_;
   }
+  tracked_.store(states_.size(), std::memory_order_release);
 }
 
 void KernelQuarantine::note_success(std::span<const KernelId> kernels) {
+  if (kernels.empty() || tracked_.load(std::memory_order_acquire) == 0) return;
   std::lock_guard lock(mu_);
   for (const KernelId& k : kernels) {
     auto it = states_.find(k);
     if (it != states_.end() && Clock::now() >= it->second.until) states_.erase(it);
   }
+  tracked_.store(states_.size(), std::memory_order_release);
 }
 
 bool KernelQuarantine::clear(const KernelId& kernel) {
   std::lock_guard lock(mu_);
-  return states_.erase(kernel) > 0;
+  const bool erased = states_.erase(kernel) > 0;
+  tracked_.store(states_.size(), std::memory_order_release);
+  return erased;
 }
 
 size_t KernelQuarantine::quarantined_count(Clock::time_point now) {

@@ -3,7 +3,9 @@
 // until an operator clears it or the cool-down passes. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <mutex>
 #include <span>
@@ -35,6 +37,10 @@ class KernelQuarantine {
   std::chrono::milliseconds cooldown_;
   std::mutex mu_;
   std::map<KernelId, State> states_;  // guarded by mu_
+  // states_.size(), readable without mu_: with no kernel timing out (the usual case) every
+  // job's check and success note skip the lock, which callers and the worker would
+  // otherwise pass back and forth on every job.
+  std::atomic<size_t> tracked_{0};
 };
 
 }  // namespace vkn

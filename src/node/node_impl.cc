@@ -32,6 +32,21 @@ inline void spin_pause() {
 #endif
 }
 
+// Spins until `done()` or `end`; where turns are pauses, reads the clock only every 32 of
+// them: in a VM a clock read can cost far more than a pause, and the reaction time is what
+// the spin is for.
+template <typename Done>
+bool spin_until(Done&& done, std::chrono::steady_clock::time_point end) {
+  const int turns = kFewCores ? 1 : 32;
+  while (true) {
+    for (int i = 0; i < turns; ++i) {
+      if (done()) return true;
+      spin_pause();
+    }
+    if (std::chrono::steady_clock::now() >= end) return done();
+  }
+}
+
 std::optional<std::chrono::milliseconds> timeout_from_env() {
   const char* v = std::getenv("VKNODE_TIMEOUT_MS");
   if (v == nullptr || *v == '\0') return std::nullopt;
@@ -207,11 +222,15 @@ Result<void> NodeImpl::wait(const std::shared_ptr<Job>& job, std::optional<Clock
   // Short jobs answer within microseconds: spin briefly before sleeping, to save the wake-up.
   {
     const auto spin_end = std::min(Clock::now() + kCallerSpin, deadline.value_or(Clock::time_point::max()));
-    while (!job->finished.load(std::memory_order_acquire) && Clock::now() < spin_end) spin_pause();
+    spin_until([&] { return job->finished.load(std::memory_order_acquire); }, spin_end);
   }
   if (job->finished.load(std::memory_order_acquire)) {
     // Done: its error was written before `finished` and never changes after, so no lock
     // (the worker may still hold it while it notifies, and waiting on it costs a wake-up).
+    // The worker is past the function, so the caller frees it (and what it captured, such
+    // as exec's copy of the Program) here, where it was allocated, instead of the worker
+    // doing so before it can take the next job.
+    job->fn = nullptr;
     if (job->error) return fail(*job->error);
     return {};
   }
@@ -424,8 +443,7 @@ void NodeImpl::serve() {
     std::shared_ptr<Job> job;
     {
       // A caller that just got its answer often sends the next job at once.
-      const auto spin_end = Clock::now() + kWorkerSpin;
-      while (queued_.load(std::memory_order_acquire) <= 0 && Clock::now() < spin_end) spin_pause();
+      spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; }, Clock::now() + kWorkerSpin);
     }
     {
       std::unique_lock lock(mu_);
@@ -438,9 +456,12 @@ void NodeImpl::serve() {
         maybe_persist(false);
         continue;
       }
-      job = queue_.front();
+      job = std::move(queue_.front());
       queue_.pop_front();
       queued_.fetch_sub(1, std::memory_order_release);
+      // In flight from here (one lock of mu_ per job instead of two).
+      inflight_ = job;
+      inflight_since_ = Clock::now();
     }
     run_one(job);
     if (device_ == nullptr) return;  // recovery failed: the supervisor takes over
@@ -449,15 +470,16 @@ void NodeImpl::serve() {
 }
 
 void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
+  bool withdrawn = false;
   {
     std::lock_guard jl(job->mu);
-    if (job->state == JobState::withdrawn) return;
-    job->state = JobState::running;
+    withdrawn = job->state == JobState::withdrawn;
+    if (!withdrawn) job->state = JobState::running;
   }
-  {
+  if (withdrawn) {
     std::lock_guard lock(mu_);
-    inflight_ = job;
-    inflight_since_ = Clock::now();
+    inflight_.reset();
+    return;
   }
   Result<void> result;
   if (auto q = quarantine_.check(job->kernels); !q) {
