@@ -1,6 +1,7 @@
 // Kernel: a compute pipeline built from validated SPIR-V, with the layout reflected
-// from it. Owns its shader module, descriptor-set layout (push descriptors),
-// pipeline layout and pipeline. Immutable after creation, so thread-safe to share;
+// from it. Owns its shader module and pipeline; uses the device's shared pipeline
+// layout (push descriptors) when its bindings fit it, else owns a layout of its own.
+// Immutable after creation, so thread-safe to share;
 // it must outlive every batch that dispatches it and must not outlive its Device.
 #pragma once
 
