@@ -3,17 +3,24 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
 #include "sampler/adaptation.h"
 #include "sampler/chain_collective.h"
 #include "sampler/hmc_init.h"
+#include "sampler/thread_pool.h"
 #include "util/strformat.h"
 
 namespace vkn::sampler {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Draws are recorded by groups of chains on a thread pool once a block holds this many
+// values (below it, starting threads costs more than it saves).
+constexpr size_t kChainsPerRecordGroup = 64;
+constexpr uint64_t kParallelRecordValues = 1u << 20;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -128,6 +135,12 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
                           detail::ChainCollective& group, std::vector<ChainState>& states, SampleResult& result) {
   const size_t chains = states.size(), d = model.dimension(), np = result.num_params();
   const detail::ChEES jitter(std::max(result.trajectory_length, 1e-300));
+  // Threads for recording the draws of many chains (none needed for a few).
+  std::unique_ptr<detail::ThreadPool> pool;
+  if (uint64_t{chains} * std::min(config.block_size, config.draws) * d >= kParallelRecordValues) {
+    auto p = detail::ThreadPool::create(config.threads);
+    if (p) pool = std::move(*p);  // without threads, recording runs on this one
+  }
   // Step sizes are fixed from here on: one mean for the whole group.
   auto eps = group.mean_step_size(states);
   if (!eps) return fail(eps.error());
@@ -142,21 +155,34 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
     }
     const AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
     if (auto r = backend.advance(states, request, out); !r) return r;
-    for (uint32_t i = 0; i < n; ++i) {
-      for (size_t c = 0; c < chains; ++c) {
-        const TransitionStats& st = out.stats[i * chains + c];
-        const size_t at = result.index(c, done + i);
-        result.lp[at] = st.lp;
-        result.accept_stat[at] = st.accept_stat;
-        result.step_size[at] = st.step_size;
-        result.energy[at] = st.energy;
-        result.n_leapfrog[at] = st.n_leapfrog;
-        result.divergent[at] = st.divergent ? 1 : 0;
-        result.gradient_evaluations += st.n_leapfrog;
-        const auto values = model.constrain(std::span<const double>(&out.draws[(i * chains + c) * d], d));
-        std::copy(values.begin(), values.end(), &result.values[at * np]);
+    // Recording is per chain and independent: with thousands of chains on a GPU it is most of
+    // the host's work in a block, so groups of chains go to the pool's threads.
+    const size_t groups = (chains + kChainsPerRecordGroup - 1) / kChainsPerRecordGroup;
+    std::vector<uint64_t> evaluations(groups, 0);
+    auto record = [&](size_t g) {
+      const size_t c0 = g * kChainsPerRecordGroup, c1 = std::min(chains, c0 + kChainsPerRecordGroup);
+      for (size_t c = c0; c < c1; ++c) {
+        for (uint32_t i = 0; i < n; ++i) {
+          const TransitionStats& st = out.stats[i * chains + c];
+          const size_t at = result.index(c, done + i);
+          result.lp[at] = st.lp;
+          result.accept_stat[at] = st.accept_stat;
+          result.step_size[at] = st.step_size;
+          result.energy[at] = st.energy;
+          result.n_leapfrog[at] = st.n_leapfrog;
+          result.divergent[at] = st.divergent ? 1 : 0;
+          evaluations[g] += st.n_leapfrog;
+          const auto values = model.constrain(std::span<const double>(&out.draws[(i * chains + c) * d], d));
+          std::copy(values.begin(), values.end(), &result.values[at * np]);
+        }
       }
+    };
+    if (pool != nullptr && groups > 1 && uint64_t{chains} * n * d >= kParallelRecordValues) {
+      pool->parallel_for(groups, record);
+    } else {
+      for (size_t g = 0; g < groups; ++g) record(g);
     }
+    for (uint64_t e : evaluations) result.gradient_evaluations += e;
     done += n;
     if (config.progress) config.progress(config.warmup + done, config.warmup + config.draws);
   }

@@ -155,6 +155,25 @@ TEST(HmcTest, ResultsDoNotDependOnThreadCount) {
   EXPECT_NE(a.values, c.values);
 }
 
+// Many chains x a block of draws x d reaches the size where the draws are recorded by groups
+// of chains on a thread pool; small blocks on one thread must give the same result. A
+// constrained family, so that constrain() does work per value.
+TEST(HmcTest, ParallelRecordingOfManyChainsMatchesSerialRecording) {
+  auto model = must(make_beta(64, 2.0, 3.0));
+  auto config = testing::sampler_config(260, 10, 64, 4, 17, 3);
+  config.block_size = 64;  // 260 x 64 x 64 values: parallel recording
+  const auto a = run(*model, config);
+  config.threads = 1;
+  config.block_size = 8;  // 260 x 8 x 64: below the threshold, one thread
+  const auto b = run(*model, config);
+  EXPECT_EQ(a.values, b.values);
+  EXPECT_EQ(a.lp, b.lp);
+  EXPECT_EQ(a.n_leapfrog, b.n_leapfrog);
+  EXPECT_EQ(a.divergent, b.divergent);
+  EXPECT_EQ(a.gradient_evaluations, b.gradient_evaluations);
+  for (double v : a.values) ASSERT_TRUE(v > 0.0 && v < 1.0);  // beta draws, constrained
+}
+
 TEST(HmcTest, FixedStepSizeWithoutWarmup) {
   auto model = must(make_normal(3));
   auto config = small_config(2, 0, 50);
