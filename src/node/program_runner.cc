@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "util/log.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/stream.h"
@@ -153,21 +154,36 @@ std::vector<KernelId> program_kernels(const Program& program) {
 }
 
 Result<ProgramResult> run_program(Context& ctx, const Program& program) {
+  using Clock = std::chrono::steady_clock;
+  const auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  const auto t_start = Clock::now();
   Validator validator(ctx);
   auto dispatches = validator.check(program);
   if (!dispatches) return fail(dispatches.error());
+  const auto t_checked = Clock::now();
   ProgramResult result;
   for (const ProgramStep& step : program.steps) {
     if (auto* dl = std::get_if<DownloadStep>(&step)) result.downloads.emplace_back(dl->bytes);
   }
+  const auto t_allocated = Clock::now();
   if (auto r = mark_writes(ctx, program, *dispatches); !r) return fail(r.error());
   if (auto r = record(ctx, program, *dispatches, result); !r) {
     ctx.stream().discard_open_batch();
     return fail(r.error());
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   if (auto r = ctx.submit_and_wait(); !r) return fail(r.error());
-  result.gpu_wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const auto t_done = Clock::now();
+  result.gpu_wait_ms = ms(t0, t_done);
+  if (log_enabled(LogLevel::debug)) {
+    log(LogLevel::debug,
+        "exec: {} steps: validation {:.3f} ms, result buffers {:.3f} ms, recording {:.3f} ms, "
+        "submit to downloads copied {:.3f} ms",
+        program.steps.size(), ms(t_start, t_checked), ms(t_checked, t_allocated), ms(t_allocated, t0),
+        result.gpu_wait_ms);
+  }
   return result;
 }
 

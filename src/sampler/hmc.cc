@@ -10,6 +10,7 @@
 #include "sampler/chain_collective.h"
 #include "sampler/hmc_init.h"
 #include "sampler/thread_pool.h"
+#include "util/log.h"
 #include "util/strformat.h"
 
 namespace vkn::sampler {
@@ -154,7 +155,9 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
       }
     }
     const AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
+    const auto t_advance = Clock::now();
     if (auto r = backend.advance(states, request, out); !r) return r;
+    const auto t_record = Clock::now();
     // Recording is per chain and independent: with thousands of chains on a GPU it is most of
     // the host's work in a block, so groups of chains go to the pool's threads.
     const size_t groups = (chains + kChainsPerRecordGroup - 1) / kChainsPerRecordGroup;
@@ -183,6 +186,11 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
       for (size_t g = 0; g < groups; ++g) record(g);
     }
     for (uint64_t e : evaluations) result.gradient_evaluations += e;
+    if (log_enabled(LogLevel::debug)) {
+      log(LogLevel::debug, "sampler: {} draws x {} chains: advance {:.2f} ms, recording {:.2f} ms on {} threads", n,
+          chains, seconds_since(t_advance) * 1e3 - seconds_since(t_record) * 1e3, seconds_since(t_record) * 1e3,
+          pool ? pool->size() : 1u);
+    }
     done += n;
     if (config.progress) config.progress(config.warmup + done, config.warmup + config.draws);
   }
