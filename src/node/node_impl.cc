@@ -200,7 +200,15 @@ void NodeImpl::set_health(NodeHealth h) {
   cv_.notify_all();
 }
 
-void NodeImpl::wake() { cv_.notify_all(); }
+void NodeImpl::request_crash() {
+  {
+    // Under mu_: the worker checks the flag under it before it sleeps, so a flag set
+    // between that check and the sleep cannot lose its wake-up.
+    std::lock_guard lock(mu_);
+    crash_requested_.store(true);
+  }
+  cv_.notify_all();
+}
 
 Result<void> NodeImpl::submit(const std::shared_ptr<Job>& job) {
   {

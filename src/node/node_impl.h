@@ -51,7 +51,7 @@ class NodeImpl {
   void unwatch_deadline(const std::shared_ptr<Job>& job);
   std::optional<std::chrono::milliseconds> default_timeout() const { return default_timeout_; }
   KernelQuarantine& quarantine() { return quarantine_; }
-  void request_crash() { crash_requested_.store(true); wake(); }
+  void request_crash();
 
   // --- Worker-thread state, used by the Context and jobs. ---
   struct KernelRecord {
@@ -88,7 +88,6 @@ class NodeImpl {
   void maybe_persist(bool force);
   void publish_stats(bool device_changed);
   void set_health(NodeHealth h);
-  void wake();
   bool supervise_restart(const Error& why);
 
   const NodeOptions options_;

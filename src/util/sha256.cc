@@ -4,6 +4,7 @@
 #include <cstring>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -68,7 +69,7 @@ void compress_portable(std::array<uint32_t, 8>& state, const uint8_t* block) {
 // rounds per sha256rnds2; the message schedule advances four words per
 // sha256msg1/sha256msg2 pair. A kernel id hashes a whole SPIR-V module on every
 // pipeline created, so this is on the warm-pipeline path.
-__attribute__((target("sha,sse4.1"))) void compress_sha_ni(std::array<uint32_t, 8>& state, const uint8_t* data,
+__attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::array<uint32_t, 8>& state, const uint8_t* data,
                                                            size_t blocks) {
   const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i dcba = _mm_loadu_si128(reinterpret_cast<const __m128i*>(&state[0]));
@@ -108,9 +109,14 @@ __attribute__((target("sha,sse4.1"))) void compress_sha_ni(std::array<uint32_t, 
   _mm_storeu_si128(reinterpret_cast<__m128i*>(&state[4]), hgfe);
 }
 
+// CPUID directly: clang 16's __builtin_cpu_supports does not know "sha".
 bool cpu_has_sha_ni() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  const bool ssse3 = (c & (1u << 9)) != 0, sse41 = (c & (1u << 19)) != 0;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return false;
+  const bool sha = (b & (1u << 29)) != 0;
+  return ssse3 && sse41 && sha;
 }
 #else
 bool cpu_has_sha_ni() { return false; }
