@@ -54,6 +54,10 @@ Result<std::unique_ptr<Model>> logistic(size_t n, size_t d) {
 struct RunFigures {
   double steps_per_second = 0, ess_per_second = 0, min_ess = 0, seconds = 0;
   std::string backend;
+  // What warm-up adapted, per chain: the kernel-only rows start from it, so that their
+  // trajectories run as in sampling instead of diverging at an untuned step size.
+  std::vector<double> step_size;
+  std::vector<std::vector<double>> inv_metric;
 };
 
 Result<RunFigures> run(const Case& c, uint32_t chains, LeapfrogBackend* backend) {
@@ -75,6 +79,8 @@ Result<RunFigures> run(const Case& c, uint32_t chains, LeapfrogBackend* backend)
   f.min_ess = s.min_ess_bulk;
   f.ess_per_second = s.min_ess_bulk / f.seconds;
   f.backend = r->backend;
+  f.step_size = r->adapted_step_size;
+  f.inv_metric = r->inv_metric;
   if (!r->fallback_reason.empty())
     return fail(Errc::device_lost, "the GPU run fell back to the CPU", r->fallback_reason);
   return f;
@@ -87,19 +93,22 @@ struct KernelFigures {
   double divergent_share = 0;  // of the timed trajectories
 };
 
-Result<KernelFigures> kernel_rate(const Case& c, GpuLeapfrogBackend& gpu, double step_size) {
+Result<KernelFigures> kernel_rate(const Case& c, GpuLeapfrogBackend& gpu, const RunFigures& tuned) {
   const size_t d = c.model->dimension();
   std::vector<ChainState> states(c.chains);
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<double> u(-0.1, 0.1);
+  // Sampling runs every chain at the mean of the adapted step sizes (hmc.cc, draw_samples).
+  double mean_step = 0;
+  for (double e : tuned.step_size) mean_step += e / static_cast<double>(tuned.step_size.size());
   for (uint32_t i = 0; i < c.chains; ++i) {
     ChainState& s = states[i];
     s.q.resize(d);
     for (double& x : s.q) x = u(rng);
     s.grad.resize(d);
     s.lp = c.model->log_density(s.q, s.grad);
-    s.step_size = step_size;
-    s.inv_metric.assign(d, 1.0);
+    s.step_size = mean_step;
+    s.inv_metric = tuned.inv_metric.at(i);
     s.chain = i;
   }
   std::vector<uint32_t> steps(c.iterations, c.steps);
@@ -154,7 +163,7 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
         .unit = "ESS/s",
         .value = g->ess_per_second,
         .baseline = cpu->ess_per_second});
-  auto k = kernel_rate(c, **gpu, 0.1);
+  auto k = kernel_rate(c, **gpu, *g);
   if (!k) return fail(k.error());
   sink({.section = "sampler",
         .metric =
@@ -178,8 +187,8 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
     go.kernel = KernelChoice::generic;
     auto generic = GpuLeapfrogBackend::create(*c.model, go);
     if (!generic) return fail(generic.error());
-    auto ks = kernel_rate(c, **special, 0.1);
-    auto kg = kernel_rate(c, **generic, 0.1);
+    auto ks = kernel_rate(c, **special, *g);
+    auto kg = kernel_rate(c, **generic, *g);
     if (!ks || !kg) return fail(ks ? kg.error() : ks.error());
     sink({.section = "sampler",
           .metric = vkn::format("{}: kernel only, {} vs generic kernel (steps taken; {:.0f}% vs {:.0f}% diverged)",
