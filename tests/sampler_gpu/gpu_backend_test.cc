@@ -17,6 +17,7 @@
 
 #include "sampler/philox.h"
 #include "sampler/test_models.h"
+#include "sampler_gpu/node_suite.h"
 #include "vknode/gpu/device.h"
 #include "vknode/sampler/expr.h"
 #include "vknode/sampler/hmc.h"
@@ -27,26 +28,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class GpuBackendTest : public ::testing::Test {
+class GpuBackendTest : public testing::NodeSuite<GpuBackendTest> {
+ public:
+  static constexpr std::string_view kNode = "sampler-gpu-test";
+
  protected:
-  static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("vknode-sampler-gpu-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    NodeOptions o;
-    o.name = kNode;
-    o.cache_dir = dir_;
-    auto r = start(o);
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  }
-  static void TearDownTestSuite() {
-    if (alive(kNode)) {
-      auto s = status(kNode);
-      ASSERT_TRUE(s.has_value());
-      EXPECT_EQ(s->validation_errors, 0u) << "validation errors on the node's device";
-      (void)stop(kNode);
-    }
-    fs::remove_all(dir_);
-  }
   // Specialized kernels where the model has one, also on lavapipe (automatic would not).
   static GpuBackendOptions options(Precision p = Precision::f32) {
     GpuBackendOptions o;
@@ -133,11 +119,8 @@ class GpuBackendTest : public ::testing::Test {
     }
   }
 
-  static constexpr std::string_view kNode = "sampler-gpu-test";
-  static fs::path dir_;
 };
 
-fs::path GpuBackendTest::dir_;
 
 TEST_F(GpuBackendTest, LogDensityAndGradientMatchTheCpu) {
   for (const auto& [label, model] : models())

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "sampler/test_models.h"
+#include "sampler_gpu/node_suite.h"
 #include "vknode/sampler/gpu_backend.h"
 #include "vknode/sampler/models.h"
 
@@ -15,29 +16,10 @@ namespace vkn::sampler {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr std::string_view kNode = "sampler-target-test";
 
-class NodeTargetTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = fs::temp_directory_path() / ("vknode-node-target-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    NodeOptions o;
-    o.name = kNode;
-    o.cache_dir = dir_;
-    auto r = start(o);
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  }
-  static void TearDownTestSuite() {
-    (void)stop(kNode);
-    fs::remove_all(dir_);
-  }
-  static CallOptions call() {
-    CallOptions c;
-    c.node = std::string(kNode);
-    return c;
-  }
-  static inline fs::path dir_;
+class NodeTargetTest : public testing::NodeSuite<NodeTargetTest> {
+ public:
+  static constexpr std::string_view kNode = "sampler-target-test";
 };
 
 TEST_F(NodeTargetTest, LocalDeviceByUuidMatchesTheNodesDevice) {
