@@ -17,6 +17,7 @@
 #include "vknode/gpu/device.h"
 #include "vknode/gpu/kernel_cache.h"
 #include "vknode/gpu/pipeline_cache.h"
+#include "testing/node_fixture.h"
 #include "vknode/gpu/stream.h"
 
 namespace vkn {
@@ -36,53 +37,9 @@ std::vector<T> from_bytes(const std::vector<std::byte>& b) {
   std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
   return v;
 }
-template <typename T>
-std::vector<std::byte> push_bytes(const T& p) {
-  auto b = std::as_bytes(std::span(&p, 1));
-  return {b.begin(), b.end()};
-}
-
-class NodeTest : public ::testing::Test {
+class NodeTest : public testing::NodeFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/vknode-node-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    name_ = std::string("test-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    call_.node = name_;
-  }
-  void TearDown() override {
-    if (alive(name_)) {
-      auto s = status(name_);
-      ASSERT_TRUE(s.has_value());
-      EXPECT_EQ(s->validation_errors, 0u) << "validation errors on the node's device";
-      (void)stop(name_);
-    }
-    fs::remove_all(dir_);
-  }
-  NodeOptions options() {
-    NodeOptions o;
-    o.name = name_;
-    o.cache_dir = dir_;
-    o.hang_limit = 5s;
-    o.restart_backoff = 10ms;
-    return o;
-  }
-  void start_node(NodeOptions o) {
-    auto r = start(o);
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  }
-  // Queues a spin job on the node that keeps it busy for roughly `iterations` of the kernel.
-  Program spin_program(uint32_t iterations) {
-    Program p;
-    p.dispatch(builtin_kernel_id(BuiltinKernel::spin), {{0, "spin_out"}}, push_bytes(SpinPush{iterations, 64 * 16}),
-               {16, 1, 1});
-    return p;
-  }
-
-  fs::path dir_;
-  std::string name_;
-  CallOptions call_;
+  NodeTest() : NodeFixture("test-") {}
 };
 
 TEST_F(NodeTest, StartsOnceUnderAName) {

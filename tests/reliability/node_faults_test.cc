@@ -15,6 +15,7 @@
 
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/device.h"
+#include "testing/node_fixture.h"
 #include "vknode/gpu/stream.h"
 #include "vknode/node/node.h"
 
@@ -25,12 +26,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-template <typename T>
-std::vector<std::byte> push_bytes(const T& p) {
-  auto b = std::as_bytes(std::span(&p, 1));
-  return {b.begin(), b.end()};
-}
-
 std::vector<std::byte> pattern(size_t n, uint8_t seed) {
   std::vector<std::byte> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 31 + seed) ^ (i >> 9));
@@ -39,36 +34,10 @@ std::vector<std::byte> pattern(size_t n, uint8_t seed) {
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-class NodeFaultsTest : public ::testing::Test {
+class NodeFaultsTest : public testing::NodeFixture {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/vknode-rel-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    name_ = std::string("rel-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    call_.node = name_;
-  }
-  void TearDown() override {
-    if (alive(name_)) {
-      auto s = status(name_);
-      ASSERT_TRUE(s.has_value());
-      EXPECT_EQ(s->validation_errors, 0u) << "validation errors on the node's device";
-      (void)stop(name_);
-    }
-    fs::remove_all(dir_);
-  }
-  NodeOptions options() {
-    NodeOptions o;
-    o.name = name_;
-    o.cache_dir = dir_;
-    o.hang_limit = 5s;
-    o.restart_backoff = 10ms;
-    return o;
-  }
-  void start_node(const NodeOptions& o) {
-    auto r = start(o);
-    ASSERT_TRUE(r.has_value()) << r.error().to_string();
-  }
+  NodeFaultsTest() : NodeFixture("rel-") {}
+
   static constexpr uint32_t kHeavyElements = 1u << 20;
   Program heavy(int steps) {
     Program p;
@@ -77,12 +46,6 @@ class NodeFaultsTest : public ::testing::Test {
       p.dispatch(builtin_kernel_id(BuiltinKernel::philox_f32), {{0, "heavy"}}, push_bytes(push),
                  {kHeavyElements / kBuiltinWorkgroupSize, 1, 1});
     }
-    return p;
-  }
-  Program spin(uint32_t iterations) {
-    Program p;
-    p.dispatch(builtin_kernel_id(BuiltinKernel::spin), {{0, "spin_out"}}, push_bytes(SpinPush{iterations, 64 * 16}),
-               {16, 1, 1});
     return p;
   }
   bool wait_ready(std::chrono::seconds limit) {
@@ -94,10 +57,6 @@ class NodeFaultsTest : public ::testing::Test {
     }
     return false;
   }
-
-  fs::path dir_;
-  std::string name_;
-  CallOptions call_;
 };
 
 // A real runaway batch (GPU work sized to run for seconds), not the
@@ -165,12 +124,12 @@ TEST_F(NodeFaultsTest, RunawayKernelFailsAtTheHangLimitAndTheNodeComesBack) {
   EXPECT_EQ(*back, keep);
   EXPECT_EQ(status(name_)->device_resets, 1u);
   // Buffers that were not durable say so, and the node runs new work.
-  auto lost = exec(spin(10), call_);
+  auto lost = exec(spin_program(10), call_);
   ASSERT_FALSE(lost.has_value());
   EXPECT_EQ(lost.error().code, Errc::device_lost);
   ASSERT_TRUE(delete_buffer("spin_out", call_).has_value());
   ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
-  EXPECT_TRUE(exec(spin(10), call_).has_value());
+  EXPECT_TRUE(exec(spin_program(10), call_).has_value());
 }
 
 TEST_F(NodeFaultsTest, DeviceOutOfMemoryOnCreateLeavesTheRegistryUnchanged) {
