@@ -219,13 +219,16 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   };
   auto core_once = [&]() { return (*core)->once(); };
   // Interleaved rounds, so that clock ramps, core placement and other drift hit every
-  // path alike (on a 2-core machine a path's figure can double between phases).
+  // path alike.
   std::vector<double> exec_us, with_node_us, program_us, core_us;
-  for (int round = 0; round < 20; ++round) {
-    auto c = sample(n / 20, core_once);
-    auto e = sample(n / 20, exec_once);
-    auto w = sample(n / 20, with_node_once);
-    auto p = sample(n / 20, program_in_with_node_once);
+  // Many short rounds: on a small VM the machine switches between a fast and a slow phase
+  // (a 2x difference) every second or so, and every path must see both alike.
+  constexpr int kRounds = 100;
+  for (int round = 0; round < kRounds; ++round) {
+    auto c = sample(n / kRounds, core_once);
+    auto e = sample(n / kRounds, exec_once);
+    auto w = sample(n / kRounds, with_node_once);
+    auto p = sample(n / kRounds, program_in_with_node_once);
     if (!c || !e || !w || !p) return fail(!c ? c.error() : !e ? e.error() : !w ? w.error() : p.error());
     core_us.insert(core_us.end(), c->begin(), c->end());
     exec_us.insert(exec_us.end(), e->begin(), e->end());
