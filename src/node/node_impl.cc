@@ -167,24 +167,16 @@ void NodeImpl::timer_main() {
 
 void NodeImpl::expire(const std::shared_ptr<Job>& job) {
   JobDone done;
-  const char* why = nullptr;
+  Result<void> timeout;
   {
     std::lock_guard lock(job->mu);
-    if (job->state == JobState::queued) {
-      job->state = JobState::withdrawn;
-      withdrawn_.fetch_add(1);
-      why = "the deadline passed before the job started; it was withdrawn and will not run";
-    } else if (job->state == JobState::running) {
-      job->abandoned = true;
-      quarantine_.note_timeout(job->kernels);
-      why = "the deadline passed while the job ran; it will finish and its result is dropped";
-    } else {
+    if (job->state != JobState::queued && job->state != JobState::running) {
       return;  // done: the worker calls (or called) on_done
     }
-    timeouts_.fetch_add(1);
+    timeout = time_out(*job);
     done = std::exchange(job->on_done, nullptr);
   }
-  if (done) call_done(done, fail(Errc::node_timeout, why));
+  if (done) call_done(done, std::move(timeout));
 }
 
 bool NodeImpl::is_accepting() const {
@@ -228,38 +220,36 @@ Result<void> NodeImpl::submit(const std::shared_ptr<Job>& job) {
 
 Result<void> NodeImpl::wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
   // Short jobs answer within microseconds: spin briefly before sleeping, to save the wake-up.
-  {
-    const auto spin_end = std::min(Clock::now() + kCallerSpin, deadline.value_or(Clock::time_point::max()));
-    spin_until([&] { return job->finished.load(std::memory_order_acquire); }, spin_end);
-  }
-  if (job->finished.load(std::memory_order_acquire)) {
-    // Done: its error was written before `finished` and never changes after, so no lock
-    // (the worker may still hold it while it notifies, and waiting on it costs a wake-up).
-    // The worker is past the function, so the caller frees it (and what it captured, such
-    // as exec's copy of the Program) here, where it was allocated, instead of the worker
-    // doing so before it can take the next job.
-    job->fn = nullptr;
-    if (job->error) return fail(*job->error);
-    return {};
-  }
-  std::unique_lock lock(job->mu);
-  auto done = [&] { return job->state == JobState::done; };
-  if (!deadline) {
-    job->cv.wait(lock, done);
-  } else if (!job->cv.wait_until(lock, *deadline, done)) {
-    if (job->state == JobState::queued) {
-      job->state = JobState::withdrawn;
-      withdrawn_.fetch_add(1);
-      timeouts_.fetch_add(1);
-      return fail(Errc::node_timeout, "the deadline passed before the job started; it was withdrawn and will not run");
+  const auto spin_end = std::min(Clock::now() + kCallerSpin, deadline.value_or(Clock::time_point::max()));
+  if (!spin_until([&] { return job->finished.load(std::memory_order_acquire); }, spin_end)) {
+    std::unique_lock lock(job->mu);
+    auto done = [&] { return job->state == JobState::done; };
+    if (!deadline) {
+      job->cv.wait(lock, done);
+    } else if (!job->cv.wait_until(lock, *deadline, done)) {
+      return time_out(*job);
     }
-    job->abandoned = true;
-    timeouts_.fetch_add(1);
-    quarantine_.note_timeout(job->kernels);
-    return fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
   }
+  // Done: its error was written before it was marked done and never changes after, so no
+  // lock (after a spin the worker may still hold it while it notifies, and waiting on it
+  // costs a wake-up). The worker is past the function, so the caller frees it (and what it
+  // captured, such as exec's copy of the Program) here, where it was allocated, instead of
+  // the worker doing so before it can take the next job.
+  job->fn = nullptr;
   if (job->error) return fail(*job->error);
   return {};
+}
+
+Result<void> NodeImpl::time_out(Job& job) {
+  timeouts_.fetch_add(1);
+  if (job.state == JobState::queued) {
+    job.state = JobState::withdrawn;
+    withdrawn_.fetch_add(1);
+    return fail(Errc::node_timeout, "the deadline passed before the job started; it was withdrawn and will not run");
+  }
+  job.abandoned = true;
+  quarantine_.note_timeout(job.kernels);
+  return fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
 }
 
 void NodeImpl::finish_job(const std::shared_ptr<Job>& job, Result<void> result) {
@@ -449,10 +439,8 @@ bool NodeImpl::supervise_restart(const Error& why) {
 void NodeImpl::serve() {
   while (true) {
     std::shared_ptr<Job> job;
-    {
-      // A caller that just got its answer often sends the next job at once.
-      spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; }, Clock::now() + kWorkerSpin);
-    }
+    // A caller that just got its answer often sends the next job at once.
+    spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; }, Clock::now() + kWorkerSpin);
     {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, options_.persist_interval,

@@ -81,6 +81,10 @@ class NodeImpl {
   void finish_job(const std::shared_ptr<Job>& job, Result<void> result);
   // At an asynchronous job's deadline: withdraws or abandons it and calls on_done.
   void expire(const std::shared_ptr<Job>& job);
+  // At a job's deadline, with job.mu held and the job queued or running: withdraws it
+  // (it never runs) or marks it abandoned (it finishes, its result dropped), counts the
+  // timeout, and returns the caller's node_timeout.
+  Result<void> time_out(Job& job);
   void call_done(const JobDone& done, Result<void> result);
   void timer_main();
   void stop_timer();

@@ -168,19 +168,21 @@ Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<Kerne
 
 namespace {
 
-// The job owns the Program: it may still run after a caller that timed out has returned.
+// The job that runs `program` into `out`. It owns the Program: it may still run after a
+// caller that timed out has returned.
+detail::ErasedJob program_job(std::shared_ptr<const Program> program, std::shared_ptr<ProgramResult> out) {
+  return [program = std::move(program), out = std::move(out)](Context& ctx) -> Result<void> {
+    auto result = run_program(ctx, *program);
+    if (!result) return fail(result.error());
+    *out = std::move(*result);
+    return {};
+  };
+}
+
 Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const CallOptions& call) {
   auto out = std::make_shared<ProgramResult>();
   std::vector<KernelId> kernels = program_kernels(*program);
-  auto r = detail::run_job_as(
-      call,
-      [program = std::move(program), out](Context& ctx) -> Result<void> {
-        auto result = run_program(ctx, *program);
-        if (!result) return fail(result.error());
-        *out = std::move(*result);
-        return {};
-      },
-      std::move(kernels), true);
+  auto r = detail::run_job_as(call, program_job(std::move(program), out), std::move(kernels), true);
   if (!r) return fail(r.error());
   return std::move(*out);
 }
@@ -192,14 +194,7 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
   auto out = std::make_shared<ProgramResult>();
   std::vector<KernelId> kernels = program_kernels(*owned);
   return detail::submit_job_as(
-      call,
-      [program = std::move(owned), out](Context& ctx) -> Result<void> {
-        auto result = run_program(ctx, *program);
-        if (!result) return fail(result.error());
-        *out = std::move(*result);
-        return {};
-      },
-      std::move(kernels),
+      call, program_job(std::move(owned), out), std::move(kernels),
       [out, done = std::move(on_done)](Result<void> r) {
         if (!r) return done(fail(r.error()));
         done(std::move(*out));
