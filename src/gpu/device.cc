@@ -1,8 +1,7 @@
 #include "vknode/gpu/device.h"
 
-#include <array>
-
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include "util/strformat.h"

@@ -114,10 +114,7 @@ Result<void> Kernel::create_layouts() {
   const VkDevice dev = device_.handle();
   bool fits_shared = device_.shared_pipeline_layout() != VK_NULL_HANDLE;
   for (const BindingInfo& b : layout_.bindings) fits_shared &= b.binding < Device::kSharedLayoutBindings;
-  if (fits_shared) {
-    layout_handle_ = device_.shared_pipeline_layout();
-    return {};
-  }
+  if (fits_shared) return {};
   std::vector<VkDescriptorSetLayoutBinding> bindings;
   for (const BindingInfo& b : layout_.bindings) {
     bindings.push_back({b.binding, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr});
@@ -141,8 +138,11 @@ Result<void> Kernel::create_layouts() {
   r = vkCreatePipelineLayout(dev, &plci, nullptr, &pipeline_layout);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreatePipelineLayout"));
   pipeline_layout_ = OwnedPipelineLayout(dev, pipeline_layout);
-  layout_handle_ = pipeline_layout;
   return {};
+}
+
+VkPipelineLayout Kernel::pipeline_layout() const {
+  return pipeline_layout_ ? pipeline_layout_.get() : device_.shared_pipeline_layout();
 }
 
 Result<void> Kernel::create_pipeline(PipelineCache* cache, std::span<const uint32_t> spirv,
@@ -164,7 +164,7 @@ Result<void> Kernel::create_pipeline(PipelineCache* cache, std::span<const uint3
   cpci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
   cpci.stage.pName = layout_.entry_point.c_str();
   cpci.stage.pSpecializationInfo = entries.empty() ? nullptr : &spec_info;
-  cpci.layout = layout_handle_;
+  cpci.layout = pipeline_layout();
   const VkPipelineCache vk_cache = cache ? cache->handle() : VK_NULL_HANDLE;
   VkShaderModuleCreateInfo smci{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
   smci.codeSize = spirv.size_bytes();

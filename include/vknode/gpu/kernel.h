@@ -66,7 +66,7 @@ class Kernel {
   const KernelLayout& layout() const { return layout_; }
   VkPipeline pipeline() const { return pipeline_.get(); }
   // The device's shared layout, or the kernel's own where its bindings do not fit that.
-  VkPipelineLayout pipeline_layout() const { return layout_handle_; }
+  VkPipelineLayout pipeline_layout() const;
   // What the driver said through creation feedback: true when it came from the cache.
   bool was_cache_hit() const { return cache_hit_; }
   double creation_ms() const { return times_.pipeline_us / 1000.0; }
@@ -94,8 +94,7 @@ class Kernel {
   // pipeline came from the cache by shader-module identifier.
   OwnedShaderModule module_;
   OwnedDescriptorSetLayout set_layout_;
-  OwnedPipelineLayout pipeline_layout_;
-  VkPipelineLayout layout_handle_ = VK_NULL_HANDLE;
+  OwnedPipelineLayout pipeline_layout_;  // empty when the shared layout serves
   OwnedPipeline pipeline_;
   bool cache_hit_ = false;
   KernelCreationTimes times_;
