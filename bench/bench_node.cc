@@ -4,6 +4,7 @@
 //   - a tiny dispatch (fill_u32 of 64 words) through exec and through with_node vs the
 //     same dispatch through the core layer's Stream on its own device;
 //   - exec throughput with 1, 4 and 16 concurrent callers.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -218,17 +219,16 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     }, call);
   };
   auto core_once = [&]() { return (*core)->once(); };
-  // Interleaved rounds, so that clock ramps, core placement and other drift hit every
-  // path alike.
+  // Many short interleaved rounds, so that clock ramps, core placement and other drift hit
+  // every path alike (on a small VM the machine switches between a fast and a slow phase,
+  // a 2x difference, every second or so).
   std::vector<double> exec_us, with_node_us, program_us, core_us;
-  // Many short rounds: on a small VM the machine switches between a fast and a slow phase
-  // (a 2x difference) every second or so, and every path must see both alike.
-  constexpr int kRounds = 100;
-  for (int round = 0; round < kRounds; ++round) {
-    auto c = sample(n / kRounds, core_once);
-    auto e = sample(n / kRounds, exec_once);
-    auto w = sample(n / kRounds, with_node_once);
-    auto p = sample(n / kRounds, program_in_with_node_once);
+  const int rounds = std::max(1, n / 30);  // 30 samples a round (and 3 untimed warm-ups)
+  for (int round = 0; round < rounds; ++round) {
+    auto c = sample(n / rounds, core_once);
+    auto e = sample(n / rounds, exec_once);
+    auto w = sample(n / rounds, with_node_once);
+    auto p = sample(n / rounds, program_in_with_node_once);
     if (!c || !e || !w || !p) return fail(!c ? c.error() : !e ? e.error() : !w ? w.error() : p.error());
     core_us.insert(core_us.end(), c->begin(), c->end());
     exec_us.insert(exec_us.end(), e->begin(), e->end());

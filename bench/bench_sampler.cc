@@ -123,12 +123,13 @@ Result<KernelFigures> kernel_rate(const Case& c, GpuLeapfrogBackend& gpu, const 
   f.gpu_ms = gpu.stats().gpu_wait_ms - gpu0;
   // Leapfrog steps actually taken: a trajectory that diverges stops early (at these
   // untuned starting points some do at once), so chains x K x iterations would overstate.
-  uint64_t taken = 0;
-  for (const TransitionStats& s : out.stats) taken += s.n_leapfrog;
+  uint64_t taken = 0, divergent = 0;
+  for (const TransitionStats& s : out.stats) {
+    taken += s.n_leapfrog;
+    divergent += s.divergent ? 1 : 0;
+  }
   f.steps_per_second = static_cast<double>(taken) / (f.wall_ms * 1e-3);
-  f.divergent_share = 0;
-  for (const TransitionStats& s : out.stats) f.divergent_share += s.divergent ? 1.0 : 0.0;
-  if (!out.stats.empty()) f.divergent_share /= static_cast<double>(out.stats.size());
+  if (!out.stats.empty()) f.divergent_share = static_cast<double>(divergent) / static_cast<double>(out.stats.size());
   return f;
 }
 

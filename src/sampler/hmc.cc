@@ -187,9 +187,9 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
     }
     for (uint64_t e : evaluations) result.gradient_evaluations += e;
     if (log_enabled(LogLevel::debug)) {
+      const double advance_ms = std::chrono::duration<double, std::milli>(t_record - t_advance).count();
       log(LogLevel::debug, "sampler: {} draws x {} chains: advance {:.2f} ms, recording {:.2f} ms on {} threads", n,
-          chains, seconds_since(t_advance) * 1e3 - seconds_since(t_record) * 1e3, seconds_since(t_record) * 1e3,
-          pool ? pool->size() : 1u);
+          chains, advance_ms, seconds_since(t_record) * 1e3, pool ? pool->size() : 1u);
     }
     done += n;
     if (config.progress) config.progress(config.warmup + done, config.warmup + config.draws);
