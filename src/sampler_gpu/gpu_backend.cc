@@ -117,12 +117,18 @@ struct GpuLeapfrogBackend::Impl {
   bool f64 = false;
   KernelId transition{}, trajectory{};
   uint32_t chains_per_group = 1;                  // of the transition kernel
+  // The transition kernel's per-coordinate buffers (q, grad, metric, draws, proposals) are
+  // [chain][i] (the separable kernel: a chain's threads read contiguous memory) instead of
+  // [i][chain] (one invocation per chain, or per chain and row slice: chains contiguous).
+  bool chain_major = false;
   uint64_t max_buffer_bytes = kMaxDownloadBytes;  // per binding: also maxStorageBufferRange
   std::vector<std::string> data_names;            // registry names, binding kDataBindingBase + i
   std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
   GpuBackendStats stats;
 
   size_t real_bytes() const { return f64 ? 8 : 4; }
+  // Index of coordinate i of chain c in a per-coordinate buffer of C chains.
+  size_t at(size_t i, size_t c, size_t C) const { return chain_major ? c * d + i : i * C + c; }
   std::string buf(std::string_view what) const { return prefix + std::string(what); }
 
   // The buffer exists with at least `bytes`. After an error the sizes are forgotten, so the
@@ -223,6 +229,7 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
         detail::separable_layout(impl->d, facts->arithmetic_subgroup);
     source = detail::separable_transition_source(model, options.precision, layout);
     impl->chains_per_group = layout.chains_per_group;
+    impl->chain_major = true;
     impl->stats.kernel = layout.subgroup_sums ? "separable/subgroup" : "separable";
   } else if (logistic && logistic_layout.slices >= 2) {
     source =
@@ -330,9 +337,9 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
     for (size_t i = 0; i < d; ++i) {
       for (size_t c = c0; c < c1; ++c) {
-        q.set(i * C + c, states[c].q[i]);
-        g.set(i * C + c, states[c].grad[i]);
-        metric.set(i * C + c, states[c].inv_metric[i]);
+        q.set(at(i, c, C), states[c].q[i]);
+        g.set(at(i, c, C), states[c].grad[i]);
+        metric.set(at(i, c, C), states[c].inv_metric[i]);
       }
     }
   });
@@ -402,7 +409,12 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   if (!result) return fail(result.error());
   const double exec_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
   const auto& dl = result->downloads;
-  if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains, iterations in parallel
+  if (request.keep_draws && chain_major) {  // already [t][c][i]
+    parallel_for(iters, iters * C * d >= (1u << 20), [&](size_t t) {
+      double* block = &out.draws[(out_first + t) * C * d];
+      for (size_t k = 0; k < C * d; ++k) block[k] = real_at(dl[4], t * C * d + k, f64);
+    });
+  } else if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains, iterations in parallel
     parallel_for(iters, iters * C * d >= (1u << 20), [&](size_t t) {
       double* block = &out.draws[(out_first + t) * C * d];
       for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
@@ -418,8 +430,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
     for (size_t i = 0; i < d; ++i) {
       for (size_t c = c0; c < c1; ++c) {
-        states[c].q[i] = real_at(dl[0], i * C + c, f64);
-        states[c].grad[i] = real_at(dl[1], i * C + c, f64);
+        states[c].q[i] = real_at(dl[0], at(i, c, C), f64);
+        states[c].grad[i] = real_at(dl[1], at(i, c, C), f64);
       }
     }
   });
@@ -447,8 +459,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       const size_t c1 = std::min(C, c0 + kTransposeTile);
       for (size_t i = 0; i < d; ++i) {
         for (size_t c = c0; c < c1; ++c) {
-          out.proposal_q[c * d + i] = real_at(pd, i * C + c, f64);
-          out.proposal_velocity[c * d + i] = real_at(pd, (d + i) * C + c, f64);
+          out.proposal_q[c * d + i] = real_at(pd, at(i, c, C), f64);
+          out.proposal_velocity[c * d + i] = real_at(pd, d * C + at(i, c, C), f64);
         }
       }
     }

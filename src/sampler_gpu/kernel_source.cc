@@ -175,10 +175,19 @@ void main() {
 }
 )";
 
-// The separable transition: chain c = workgroup * CPW + lid / T; its coordinate i lives in
-// thread i / PER, slot i % PER. Every thread runs every loop with the same trip counts and
-// joins every barrier (threads of finished or absent chains compute on dummies), so the
-// reductions stay in uniform control flow.
+// The separable transition: chain c = workgroup * CPW + segment; its coordinate i lives in
+// thread i / PER of the segment, slot i % PER. Positions, gradients, metrics and draws are
+// chain-major ([chain][i]), so a segment's loads and stores are contiguous. The state before a
+// trajectory stays in registers, so a rejection costs no memory traffic.
+//
+// When a chain is one whole subgroup (VKN_SUBGROUP_SUMS and gl_SubgroupSize == VKN_T at run
+// time), a trajectory runs in chunks of VKN_T leapfrog steps: every thread keeps its share of
+// H after each step, one transposed butterfly (VKN_T - 1 shuffles for the chunk instead of
+// log2(VKN_T) dependent ones per step) leaves step j's total in lane j, and a ballot finds the
+// first divergent step, to which the chunk is replayed from its start. Otherwise each step
+// sums H across the segment through shared memory with barriers; every thread then runs every
+// loop with the same trip counts and joins every barrier (threads of finished or absent chains
+// compute on dummies).
 constexpr std::string_view kSeparableMain = R"(
 layout(push_constant) uniform Push {
   uint key0; uint key1; uint chains; uint first; uint count; uint proposal_at; uint keep_draws; float jitter;
@@ -186,9 +195,13 @@ layout(push_constant) uniform Push {
 
 shared REAL vkn_red[VKN_T * VKN_CPW];
 
-REAL vkn_chain_sum(REAL x, uint lid, uint base) {
+REAL q[VKN_PER], p[VKN_PER], g[VKN_PER], m[VKN_PER];
+bool own[VKN_PER];
+REAL eps, half_eps;
+
+REAL vkn_chain_sum(REAL x, uint lid, uint base, bool whole_subgroup) {
 #ifdef VKN_SUBGROUP_SUMS
-  if (gl_SubgroupSize == VKN_T) return subgroupAdd(x);  // uniform: one branch per dispatch
+  if (whole_subgroup) return subgroupAdd(x);
 #endif
   vkn_red[lid] = x;
   barrier();
@@ -201,23 +214,109 @@ REAL vkn_chain_sum(REAL x, uint lid, uint base) {
   return r;
 }
 
+// One leapfrog step of this thread's coordinates: its share of H (kinetic - lp); its share of
+// lp in lp_share.
+REAL vkn_step(out REAL lp_share) {
+  REAL e = REAL(0), l = REAL(0);
+  [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
+    if (!own[k]) continue;
+    p[k] += half_eps * g[k];
+    q[k] += eps * m[k] * p[k];
+    REAL d;
+    l += vkn_iid_element(q[k], d);
+    g[k] = d;
+    p[k] += half_eps * g[k];
+    e += m[k] * p[k] * p[k];
+  }
+  lp_share = l;
+  return REAL(0.5) * e - l;
+}
+
+#ifdef VKN_SUBGROUP_SUMS
+void vkn_trajectory_chunked(uint K, REAL h0, uint tid, inout uint n, inout bool divergent,
+                            inout REAL h, inout REAL lp_share) {
+  REAL qs[VKN_PER], ps[VKN_PER], gs[VKN_PER], e[VKN_T];
+  for (uint s0 = 0u; s0 < K; s0 += VKN_T) {
+    const uint kc = min(VKN_T, K - s0);
+    [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
+      qs[k] = q[k];
+      ps[k] = p[k];
+      gs[k] = g[k];
+    }
+    [[unroll]] for (uint j = 0u; j < VKN_T; ++j) {
+      e[j] = REAL(0);
+      if (j < kc) e[j] = vkn_step(lp_share);
+    }
+    [[unroll]] for (uint o = VKN_T / 2u; o > 0u; o >>= 1u) {
+      const bool upper = (tid & o) != 0u;
+      [[unroll]] for (uint x = 0u; x < o; ++x) {
+        const REAL send = upper ? e[x] : e[x + o];
+        const REAL keep = upper ? e[x + o] : e[x];
+        e[x] = keep + subgroupShuffleXor(send, o);
+      }
+    }
+    const REAL hj = e[0];  // H after step s0 + tid
+    const bool bad = tid < kc && !(hj - h0 <= REAL(1000.0));  // also true for NaN
+    const uvec4 ballot = subgroupBallot(bad);
+    if (ballot != uvec4(0u)) {
+      const uint f = subgroupBallotFindLSB(ballot);
+      [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
+        q[k] = qs[k];
+        p[k] = ps[k];
+        g[k] = gs[k];
+      }
+      for (uint j = 0u; j <= f; ++j) vkn_step(lp_share);
+      n += f + 1u;
+      h = subgroupShuffle(hj, f);
+      divergent = true;
+      return;
+    }
+    n += kc;
+    h = subgroupShuffle(hj, kc - 1u);
+  }
+}
+#endif
+
+void vkn_trajectory_stepwise(uint K, REAL h0, uint lid, uint base, inout uint n,
+                             inout bool divergent, inout REAL h, inout REAL lp_share) {
+  for (uint s = 0u; s < K; ++s) {
+    REAL e_local = REAL(0);
+    if (!divergent) e_local = vkn_step(lp_share);
+    const REAL hs = vkn_chain_sum(e_local, lid, base, false);
+    if (!divergent) {
+      ++n;
+      h = hs;
+      if (!(h - h0 <= REAL(1000.0))) divergent = true;  // also true for NaN
+    }
+  }
+}
+
 void main() {
   const uint lid = gl_LocalInvocationID.x;
-  const uint seg = lid / VKN_T, tid = lid % VKN_T, base = seg * VKN_T;
+  bool whole_subgroup = false;
+  uint seg = lid / VKN_T, tid = lid % VKN_T;
+#ifdef VKN_SUBGROUP_SUMS
+  whole_subgroup = gl_SubgroupSize == VKN_T;  // uniform: one branch per dispatch
+  if (whole_subgroup) {
+    seg = gl_SubgroupID;
+    tid = gl_SubgroupInvocationID;
+  }
+#endif
+  const uint base = seg * VKN_T;
   const uint C = pc.chains;
   const uint c = gl_WorkGroupID.x * VKN_CPW + seg;
   const bool live = c < C;
   const uint cc = live ? c : 0u;
   const uvec2 key = uvec2(pc.key0, pc.key1);
   const uint chain = cnt[cc];
-  REAL q[VKN_PER], p[VKN_PER], g[VKN_PER], m[VKN_PER];
-  bool own[VKN_PER];
-  for (int k = 0; k < VKN_PER; ++k) {
+  REAL qo[VKN_PER], go[VKN_PER];
+  [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
     const uint i = tid * uint(VKN_PER) + uint(k);
     own[k] = live && i < uint(VKN_DIM);
-    q[k] = own[k] ? qv[i * C + c] : REAL(0);
-    g[k] = own[k] ? gv[i * C + c] : REAL(0);
-    m[k] = own[k] ? mv[i * C + c] : REAL(1);
+    const uint at = c * uint(VKN_DIM) + i;
+    q[k] = own[k] ? qv[at] : REAL(0);
+    g[k] = own[k] ? gv[at] : REAL(0);
+    m[k] = own[k] ? mv[at] : REAL(1);
     p[k] = REAL(0);
   }
   REAL lp = sv[cc];
@@ -228,7 +327,7 @@ void main() {
     REAL ke = REAL(0);
     uint block = 0xffffffffu;  // one Philox call per block of 4 coordinates this thread owns
     vec4 z = vec4(0.0);
-    for (int k = 0; k < VKN_PER; ++k) {
+    [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
       const uint i = tid * uint(VKN_PER) + uint(k);
       if (i / 4u != block) {
         block = i / 4u;
@@ -236,45 +335,33 @@ void main() {
       }
       p[k] = own[k] ? REAL(z[i % 4u]) / sqrt(m[k]) : REAL(0);
       ke += m[k] * p[k] * p[k];
+      qo[k] = q[k];
+      go[k] = g[k];
     }
-    const REAL h0 = -lp + REAL(0.5) * vkn_chain_sum(ke, lid, base);
+    const REAL h0 = -lp + REAL(0.5) * vkn_chain_sum(ke, lid, base, whole_subgroup);
     const uvec4 ra = vkn_philox(uvec4(0u, chain, it, 1u), key);
-    REAL eps = eps0;
+    eps = eps0;
     if (pc.jitter > 0.0) eps *= REAL(1.0) + REAL(pc.jitter) * (REAL(2.0) * REAL(vkn_unit(ra.y)) - REAL(1.0));
-    const REAL half_eps = REAL(0.5) * eps;
-    REAL h = h0, lp_local = REAL(0);
+    half_eps = REAL(0.5) * eps;
+    REAL h = h0, lp_share = REAL(0);
     uint n = 0u;
     bool divergent = false;
-    for (uint s = 0u; s < K; ++s) {
-      REAL e_local = REAL(0);
-      if (!divergent) {
-        lp_local = REAL(0);
-        for (int k = 0; k < VKN_PER; ++k) {
-          if (!own[k]) continue;
-          p[k] += half_eps * g[k];
-          q[k] += eps * m[k] * p[k];
-          REAL d;
-          lp_local += vkn_iid_element(q[k], d);
-          g[k] = d;
-          p[k] += half_eps * g[k];
-          e_local += m[k] * p[k] * p[k];
-        }
-        e_local = REAL(0.5) * e_local - lp_local;
-      }
-      const REAL hs = vkn_chain_sum(e_local, lid, base);
-      if (!divergent) {
-        ++n;
-        h = hs;
-        if (!(h - h0 <= REAL(1000.0))) divergent = true;  // also true for NaN
-      }
+#ifdef VKN_SUBGROUP_SUMS
+    if (whole_subgroup) {
+      vkn_trajectory_chunked(K, h0, tid, n, divergent, h, lp_share);
+    } else {
+      vkn_trajectory_stepwise(K, h0, lid, base, n, divergent, h, lp_share);
     }
-    const REAL lp1 = K > 0u ? vkn_chain_sum(lp_local, lid, base) : lp;
+#else
+    vkn_trajectory_stepwise(K, h0, lid, base, n, divergent, h, lp_share);
+#endif
+    const REAL lp1 = K > 0u ? vkn_chain_sum(lp_share, lid, base, whole_subgroup) : lp;
     if (t == pc.proposal_at) {
-      for (int k = 0; k < VKN_PER; ++k) {
+      [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
         const uint i = tid * uint(VKN_PER) + uint(k);
         if (own[k]) {
-          pv[i * C + c] = q[k];
-          pv[(uint(VKN_DIM) + i) * C + c] = m[k] * p[k];
+          pv[c * uint(VKN_DIM) + i] = q[k];
+          pv[(C + c) * uint(VKN_DIM) + i] = m[k] * p[k];
         }
       }
     }
@@ -285,17 +372,13 @@ void main() {
     }
     const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
     if (accepted) lp = lp1;
-    for (int k = 0; k < VKN_PER; ++k) {
-      const uint i = tid * uint(VKN_PER) + uint(k);
-      if (!own[k]) continue;
-      if (accepted) {
-        qv[i * C + c] = q[k];
-        gv[i * C + c] = g[k];
-      } else {
-        q[k] = qv[i * C + c];
-        g[k] = gv[i * C + c];
+    [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
+      if (!accepted) {
+        q[k] = qo[k];
+        g[k] = go[k];
       }
-      if (pc.keep_draws != 0u) dv[(t * uint(VKN_DIM) + i) * C + c] = q[k];
+      const uint i = tid * uint(VKN_PER) + uint(k);
+      if (own[k] && pc.keep_draws != 0u) dv[(t * C + c) * uint(VKN_DIM) + i] = q[k];
     }
     if (live && tid == 0u) {
       const uint st = t * 6u * C + c;
@@ -305,6 +388,13 @@ void main() {
       stv[st + 3u * C] = accepted ? h : h0;
       stv[st + 4u * C] = REAL(n);
       stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+    }
+  }
+  [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
+    const uint at = c * uint(VKN_DIM) + tid * uint(VKN_PER) + uint(k);
+    if (own[k]) {
+      qv[at] = q[k];
+      gv[at] = g[k];
     }
   }
   if (live && tid == 0u) sv[c] = lp;
@@ -375,9 +465,12 @@ SeparableLayout separable_layout(size_t d, uint32_t subgroup_size) {
 std::string separable_transition_source(const Model& model, Precision p, const SeparableLayout& l) {
   std::string s =
       header(model, p, l.threads_per_chain * l.chains_per_group,
-             l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
-                               "#define VKN_SUBGROUP_SUMS 1\n"
-                             : "");
+             std::string("#extension GL_EXT_control_flow_attributes : require\n") +
+                 (l.subgroup_sums ? "#extension GL_KHR_shader_subgroup_arithmetic : require\n"
+                                    "#extension GL_KHR_shader_subgroup_ballot : require\n"
+                                    "#extension GL_KHR_shader_subgroup_shuffle : require\n"
+                                    "#define VKN_SUBGROUP_SUMS 1\n"
+                                  : ""));
   s += vkn::format("const uint VKN_T = {}u;\nconst uint VKN_CPW = {}u;\nconst int VKN_PER = {};\n",
                    l.threads_per_chain, l.chains_per_group, l.per_thread);
   s += transition_buffers(p);

@@ -11,7 +11,9 @@
 
 namespace vkn::sampler::detail {
 
-// Bindings of the transition kernel (data buffers from kDataBindingBase on).
+// Bindings of the transition kernel (data buffers from kDataBindingBase on). The separable
+// kernel's per-coordinate buffers are chain-major instead: [C][d], draws [iter][C][d],
+// proposals [2][C][d].
 enum TransitionBinding : uint32_t {
   kBindQ = 0,          // REAL [d][C]: position (read; written when accepted)
   kBindGrad = 1,       // REAL [d][C]: gradient at q
@@ -52,9 +54,10 @@ std::string transition_source(const Model& model, Precision precision, uint32_t 
 
 // Separable models (an iid family: the GLSL defines vkn_iid_element(x, out d), and the log
 // density is the sum of it over the coordinates) get a kernel that spreads each chain over
-// `threads_per_chain` invocations, each holding `per_thread` coordinates in registers, with one
-// shared-memory reduction per leapfrog step for the Hamiltonian. Same bindings and push
-// constants as the generic kernel; chains_per_group chains per workgroup.
+// `threads_per_chain` invocations, each holding `per_thread` coordinates in registers. The
+// Hamiltonian's sum across them is batched over chunks of steps when a chain is one subgroup,
+// else one shared-memory reduction per leapfrog step. Same bindings and push constants as the
+// generic kernel, chain-major buffers; chains_per_group chains per workgroup.
 struct SeparableLayout {
   uint32_t threads_per_chain = 1, per_thread = 1, chains_per_group = 1;
   // A chain is one whole subgroup: its sums are subgroupAdd (no barriers), when the shader

@@ -273,6 +273,54 @@ TEST_F(GpuBackendTest, SeparableKernelUsesTheCpuRandomStreams) {
   }
 }
 
+TEST_F(GpuBackendTest, SeparableKernelStopsDivergentTrajectoriesWhereTheCpuDoes) {
+  // A step size past the normal's stability limit (2 sd): energies grow every step, and each
+  // trajectory diverges at a step that depends on its start. With 20 steps the subgroup
+  // kernel's chunks (of 8 on lavapipe, 32 on NVIDIA) end before, at and after the divergent
+  // step, so the chunk replay must stop the state exactly where the CPU stops it.
+  auto model = testing::must(make_normal(37, 0.0, 0.5));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
+  auto cpu = CpuLeapfrogBackend::create(*model, 2);
+  ASSERT_TRUE(cpu.has_value());
+  constexpr size_t kChains = 70;
+  const size_t d = model->dimension();
+  std::vector<ChainState> states(kChains);
+  for (uint32_t c = 0; c < kChains; ++c) {
+    auto& s = states[c];
+    s.q.assign(d, 0.0);
+    for (size_t i = 0; i < d; ++i) s.q[i] = 0.01 * static_cast<double>((i * 5 + c) % 11);
+    s.grad.resize(d);
+    s.lp = model->log_density(s.q, s.grad);
+    s.step_size = 1.0 + 0.01 * static_cast<double>(c);
+    s.inv_metric.assign(d, 1.0);
+    s.chain = c;
+  }
+  auto gpu_states = states, cpu_states = states;
+  const uint32_t steps[] = {20};
+  const AdvanceRequest req{99, steps, 0.0, true, true};
+  AdvanceOutput g, c;
+  ASSERT_TRUE(gpu->advance(gpu_states, req, g).has_value());
+  ASSERT_TRUE((*cpu)->advance(cpu_states, req, c).has_value());
+  size_t divergent = 0, early = 0;
+  for (size_t i = 0; i < kChains; ++i) {
+    EXPECT_EQ(g.stats[i].divergent, c.stats[i].divergent) << i;
+    EXPECT_EQ(g.stats[i].n_leapfrog, c.stats[i].n_leapfrog) << i;
+    EXPECT_FALSE(g.stats[i].divergent && g.stats[i].accepted) << i;
+    divergent += c.stats[i].divergent;
+    early += c.stats[i].n_leapfrog < 20;
+    for (size_t k = 0; k < d; ++k) {  // the trajectory's stopping point
+      const double want = c.proposal_q[i * d + k];
+      EXPECT_NEAR(g.proposal_q[i * d + k], want, 1e-3 * std::max(1.0, std::abs(want))) << i << " " << k;
+    }
+    if (g.stats[i].divergent) {  // rejected: the chain stays where it was
+      for (size_t k = 0; k < d; ++k) EXPECT_FLOAT_EQ(gpu_states[i].q[k], states[i].q[k]);
+    }
+  }
+  EXPECT_GT(divergent, kChains / 2);  // the case exists ...
+  EXPECT_GT(early, kChains / 4);      // ... and most stop before the last step
+}
+
 TEST_F(GpuBackendTest, AutomaticKernelChoice) {
   // Separable kernels on GPUs only: lavapipe runs barriers slowly, so there the generic one.
   auto cpu_device =
