@@ -5,6 +5,19 @@
 #include "util/log.h"
 
 namespace vkn::sampler::detail {
+namespace {
+
+void append(AdvanceOutput& to, AdvanceOutput&& from) {
+  if (to.stats.empty() && to.draws.empty()) {
+    to.stats = std::move(from.stats);
+    to.draws = std::move(from.draws);
+    return;
+  }
+  to.stats.insert(to.stats.end(), from.stats.begin(), from.stats.end());
+  to.draws.insert(to.draws.end(), from.draws.begin(), from.draws.end());
+}
+
+}  // namespace
 
 Result<BackendSwitch> BackendSwitch::create(const Model& model, unsigned threads, LeapfrogBackend* preferred) {
   auto cpu = CpuLeapfrogBackend::create(model, threads);
@@ -16,12 +29,14 @@ bool BackendSwitch::fall_back(const Error& error) {
   if (active_ == cpu_.get() || !is_fallback_error(error)) return false;
   fallback_reason_ = std::string(active_->name()) + " failed: " + error.to_string();
   vkn::log(LogLevel::warn, "sampler: {}; continuing on the CPU", fallback_reason_);
+  active_->discard_held();
   active_ = cpu_.get();
   return true;
 }
 
 Result<void> BackendSwitch::advance(std::vector<ChainState>& states, const AdvanceRequest& request,
                                     AdvanceOutput& out) {
+  if (request.hold_output) return advance_held(states, request, out);
   if (active_ == cpu_.get()) return active_->advance(states, request, out);
   // Copy-assigning into the kept copy reuses its vectors' storage: no allocation per call.
   saved_.resize(states.size());
@@ -30,6 +45,64 @@ Result<void> BackendSwitch::advance(std::vector<ChainState>& states, const Advan
   if (r || !fall_back(r.error())) return r;
   std::copy(saved_.begin(), saved_.end(), states.begin());
   return active_->advance(states, request, out);
+}
+
+Result<void> BackendSwitch::advance_held(std::vector<ChainState>& states, const AdvanceRequest& request,
+                                         AdvanceOutput& out) {
+  if (!active_->can_hold_output()) return run_on_cpu_and_keep(states, request);
+  if (held_calls_.empty()) saved_ = states;  // the start of the held range
+  auto r = active_->advance(states, request, out);
+  if (r) {
+    held_calls_.push_back({request, {request.steps.begin(), request.steps.end()}});
+    held_calls_.back().request.steps = held_calls_.back().steps;
+    return r;
+  }
+  if (!fall_back(r.error())) {
+    active_->discard_held();
+    held_calls_.clear();
+    return r;
+  }
+  states = saved_;
+  return replay_on_cpu(states, &request);
+}
+
+Result<void> BackendSwitch::run_on_cpu_and_keep(std::vector<ChainState>& states, const AdvanceRequest& request) {
+  AdvanceRequest plain = request;
+  plain.hold_output = false;
+  AdvanceOutput out;
+  if (auto r = cpu_->advance(states, plain, out); !r) return r;
+  append(cpu_held_, std::move(out));
+  return {};
+}
+
+Result<void> BackendSwitch::replay_on_cpu(std::vector<ChainState>& states, const AdvanceRequest* current) {
+  const std::vector<HeldCall> calls = std::move(held_calls_);
+  held_calls_.clear();
+  for (const HeldCall& call : calls) {
+    if (auto r = run_on_cpu_and_keep(states, call.request); !r) return r;
+  }
+  if (current != nullptr) return run_on_cpu_and_keep(states, *current);
+  return {};
+}
+
+Result<void> BackendSwitch::collect(std::vector<ChainState>& states, AdvanceOutput& out) {
+  if (!held_calls_.empty()) {
+    auto r = active_->collect(out);
+    if (r) {
+      held_calls_.clear();
+      return r;
+    }
+    if (!fall_back(r.error())) {
+      held_calls_.clear();
+      return r;
+    }
+    states = saved_;
+    if (auto rr = replay_on_cpu(states, nullptr); !rr) return rr;
+  }
+  out.stats = std::move(cpu_held_.stats);
+  out.draws = std::move(cpu_held_.draws);
+  cpu_held_ = {};
+  return {};
 }
 
 Result<TrajectoryBatch> BackendSwitch::trajectories(const TrajectoryRequest& request) {

@@ -69,6 +69,7 @@ Result<SampleResult> concatenate_chains(std::span<const SampleResult> parts) {
     add_distinct(all.fallback_reason, part.fallback_reason);
     all.warmup_seconds = std::max(all.warmup_seconds, part.warmup_seconds);
     all.sampling_seconds = std::max(all.sampling_seconds, part.sampling_seconds);
+    all.readback_seconds = std::max(all.readback_seconds, part.readback_seconds);
     all.gradient_evaluations += part.gradient_evaluations;
   }
   // Parts of one run agree on the length (the group shares it); a chain-weighted mean keeps

@@ -22,6 +22,10 @@ using Clock = std::chrono::steady_clock;
 // values (below it, starting threads costs more than it saves).
 constexpr size_t kChainsPerRecordGroup = 64;
 constexpr uint64_t kParallelRecordValues = 1u << 20;
+// Output held by the backend between collects (f32 draws and stats): well within a GPU's memory.
+// 4-byte words per chain and iteration: the draw's d plus the stats' 6.
+constexpr uint64_t kMaxHeldBytes = 256ull << 20;
+constexpr uint64_t kHeldStatWords = 6;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -132,68 +136,115 @@ Result<void> warmup(detail::BackendSwitch& backend, const SamplerConfig& config,
   return {};
 }
 
+// Copies the output of n iterations (draws first .. first + n - 1 of every chain) into the
+// result. Recording is per chain and independent: with thousands of chains on a GPU it is most
+// of the host's work, so groups of chains go to a thread pool (started at the first large
+// block).
+class DrawRecorder {
+ public:
+  DrawRecorder(const Model& model, const SamplerConfig& config, SampleResult& result)
+      : model_(model), config_(config), result_(result) {}
+
+  void record(const AdvanceOutput& out, uint32_t first, uint32_t n) {
+    const size_t chains = result_.chains, d = model_.dimension(), np = result_.num_params();
+    const bool large = uint64_t{chains} * n * d >= kParallelRecordValues;
+    if (large && pool_ == nullptr) {
+      auto p = detail::ThreadPool::create(config_.threads);
+      if (p) pool_ = std::move(*p);  // without threads, recording runs on this one
+    }
+    const size_t groups = (chains + kChainsPerRecordGroup - 1) / kChainsPerRecordGroup;
+    std::vector<uint64_t> evaluations(groups, 0);
+    auto record_group = [&](size_t g) {
+      const size_t c0 = g * kChainsPerRecordGroup, c1 = std::min(chains, c0 + kChainsPerRecordGroup);
+      for (size_t c = c0; c < c1; ++c) {
+        for (uint32_t i = 0; i < n; ++i) {
+          const TransitionStats& st = out.stats[i * chains + c];
+          const size_t at = result_.index(c, first + i);
+          result_.lp[at] = st.lp;
+          result_.accept_stat[at] = st.accept_stat;
+          result_.step_size[at] = st.step_size;
+          result_.energy[at] = st.energy;
+          result_.n_leapfrog[at] = st.n_leapfrog;
+          result_.divergent[at] = st.divergent ? 1 : 0;
+          evaluations[g] += st.n_leapfrog;
+          const auto values = model_.constrain(std::span<const double>(&out.draws[(i * chains + c) * d], d));
+          std::copy(values.begin(), values.end(), &result_.values[at * np]);
+        }
+      }
+    };
+    if (pool_ != nullptr && groups > 1 && large) {
+      pool_->parallel_for(groups, record_group);
+    } else {
+      for (size_t g = 0; g < groups; ++g) record_group(g);
+    }
+    for (uint64_t e : evaluations) result_.gradient_evaluations += e;
+  }
+
+ private:
+  const Model& model_;
+  const SamplerConfig& config_;
+  SampleResult& result_;
+  std::unique_ptr<detail::ThreadPool> pool_;
+};
+
+// Sampling: blocks of block_size iterations. Where the backend can hold output (a GPU
+// backend: draws and stats stay in device memory), blocks run back to back without their
+// output crossing to the host, and the held output is collected and recorded once it reaches
+// kMaxHeldBytes and at the end (that time is SampleResult::readback_seconds).
 Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, const SamplerConfig& config,
                           detail::ChainCollective& group, std::vector<ChainState>& states, SampleResult& result) {
-  const size_t chains = states.size(), d = model.dimension(), np = result.num_params();
+  const size_t chains = states.size(), d = model.dimension();
   const detail::ChEES jitter(std::max(result.trajectory_length, 1e-300));
-  // Threads for recording the draws of many chains (none needed for a few).
-  std::unique_ptr<detail::ThreadPool> pool;
-  if (uint64_t{chains} * std::min(config.block_size, config.draws) * d >= kParallelRecordValues) {
-    auto p = detail::ThreadPool::create(config.threads);
-    if (p) pool = std::move(*p);  // without threads, recording runs on this one
-  }
+  DrawRecorder recorder(model, config, result);
   // Step sizes are fixed from here on: one mean for the whole group.
   auto eps = group.mean_step_size(states);
   if (!eps) return fail(eps.error());
+  const bool hold = backend.holds_output();
+  uint32_t recorded = 0;  // draws recorded; with hold, [recorded, done) are held
   AdvanceOutput out;
+  auto collect = [&](uint32_t done) -> Result<void> {
+    const auto t0 = Clock::now();
+    if (auto r = backend.collect(states, out); !r) return r;
+    const auto t1 = Clock::now();
+    recorder.record(out, recorded, done - recorded);
+    result.readback_seconds += seconds_since(t0);
+    if (log_enabled(LogLevel::debug)) {
+      log(LogLevel::debug, "sampler: {} held draws x {} chains: collect {:.2f} ms, recording {:.2f} ms", done - recorded,
+          chains, std::chrono::duration<double, std::milli>(t1 - t0).count(), seconds_since(t1) * 1e3);
+    }
+    recorded = done;
+    return {};
+  };
   for (uint32_t done = 0; done < config.draws;) {
     const uint32_t n = std::min(config.block_size, config.draws - done);
+    const uint64_t held_bytes = uint64_t{chains} * (done - recorded + n) * (d + kHeldStatWords) * 4;
+    if (hold && done > recorded && held_bytes > kMaxHeldBytes) {
+      if (auto r = collect(done); !r) return r;
+    }
     std::vector<uint32_t> steps(n, config.steps);
     if (config.adapt_steps) {
       for (uint32_t i = 0; i < n; ++i) {
         steps[i] = jitter.steps(config.warmup + done + i, *eps, config.max_steps);
       }
     }
-    const AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
+    AdvanceRequest request{config.seed, steps, config.step_size_jitter, true, false};
+    request.hold_output = hold;
     const auto t_advance = Clock::now();
     if (auto r = backend.advance(states, request, out); !r) return r;
     const auto t_record = Clock::now();
-    // Recording is per chain and independent: with thousands of chains on a GPU it is most of
-    // the host's work in a block, so groups of chains go to the pool's threads.
-    const size_t groups = (chains + kChainsPerRecordGroup - 1) / kChainsPerRecordGroup;
-    std::vector<uint64_t> evaluations(groups, 0);
-    auto record = [&](size_t g) {
-      const size_t c0 = g * kChainsPerRecordGroup, c1 = std::min(chains, c0 + kChainsPerRecordGroup);
-      for (size_t c = c0; c < c1; ++c) {
-        for (uint32_t i = 0; i < n; ++i) {
-          const TransitionStats& st = out.stats[i * chains + c];
-          const size_t at = result.index(c, done + i);
-          result.lp[at] = st.lp;
-          result.accept_stat[at] = st.accept_stat;
-          result.step_size[at] = st.step_size;
-          result.energy[at] = st.energy;
-          result.n_leapfrog[at] = st.n_leapfrog;
-          result.divergent[at] = st.divergent ? 1 : 0;
-          evaluations[g] += st.n_leapfrog;
-          const auto values = model.constrain(std::span<const double>(&out.draws[(i * chains + c) * d], d));
-          std::copy(values.begin(), values.end(), &result.values[at * np]);
-        }
-      }
-    };
-    if (pool != nullptr && groups > 1 && uint64_t{chains} * n * d >= kParallelRecordValues) {
-      pool->parallel_for(groups, record);
-    } else {
-      for (size_t g = 0; g < groups; ++g) record(g);
+    if (!hold) {
+      recorder.record(out, done, n);
+      recorded = done + n;
     }
-    for (uint64_t e : evaluations) result.gradient_evaluations += e;
     if (log_enabled(LogLevel::debug)) {
       const double advance_ms = std::chrono::duration<double, std::milli>(t_record - t_advance).count();
-      log(LogLevel::debug, "sampler: {} draws x {} chains: advance {:.2f} ms, recording {:.2f} ms on {} threads", n,
-          chains, advance_ms, seconds_since(t_record) * 1e3, pool ? pool->size() : 1u);
+      log(LogLevel::debug, "sampler: {} draws x {} chains: advance {:.2f} ms{}, recording {:.2f} ms", n, chains,
+          advance_ms, hold ? " (output held)" : "", seconds_since(t_record) * 1e3);
     }
     done += n;
     if (config.progress) config.progress(config.warmup + done, config.warmup + config.draws);
   }
+  if (recorded < config.draws) return collect(config.draws);
   return {};
 }
 

@@ -91,6 +91,7 @@ std::vector<std::byte> encode_result(const SampleResult& r) {
   w.put_string(r.fallback_reason);
   w.put(r.warmup_seconds);
   w.put(r.sampling_seconds);
+  w.put(r.readback_seconds);
   w.put(r.gradient_evaluations);
   return std::move(w.out);
 }
@@ -125,7 +126,8 @@ Result<SampleResult> decode_result(std::span<const std::byte> bytes) {
     if (!in.get_vector(m)) return bad("truncated metric");
   }
   if (!in.get(r.trajectory_length) || !in.get_string(r.backend) || !in.get_string(r.fallback_reason) ||
-      !in.get(r.warmup_seconds) || !in.get(r.sampling_seconds) || !in.get(r.gradient_evaluations) || !in.done()) {
+      !in.get(r.warmup_seconds) || !in.get(r.sampling_seconds) ||
+      !in.get(r.readback_seconds) || !in.get(r.gradient_evaluations) || !in.done()) {
     return bad("truncated or overlong trailer");
   }
   const uint64_t n = uint64_t{r.chains} * r.draws;

@@ -27,6 +27,10 @@ namespace {
 constexpr uint64_t kMaxDownloadBytes = 256ull << 20;
 constexpr uint32_t kNoProposal = 0xffffffffu;
 constexpr size_t kTransposeTile = 64;
+// Loop iterations one shader invocation may run per dispatch on a CPU device: llvmpipe
+// (lavapipe) stops counting at 65535 back-edges of an outermost loop's body (a guard against
+// endless loops) and then leaves the loops, so trajectories would silently end early.
+constexpr uint64_t kCpuDeviceLoopBudget = 50000;
 using Clock = std::chrono::steady_clock;
 
 // fn(0) ... fn(n - 1), over up to hardware_concurrency() threads when `parallel` (large blocks)
@@ -121,10 +125,20 @@ struct GpuLeapfrogBackend::Impl {
   // [chain][i] (the separable kernel: a chain's threads read contiguous memory) instead of
   // [i][chain] (one invocation per chain, or per chain and row slice: chains contiguous).
   bool chain_major = false;
+  // On CPU devices (kCpuDeviceLoopBudget): an upper bound of the loop iterations of one
+  // leapfrog step (the model's loops over coordinates and data rows); 0 on GPUs.
+  uint64_t loop_trips_per_step = 0;
   uint64_t max_buffer_bytes = kMaxDownloadBytes;  // per binding: also maxStorageBufferRange
   std::vector<std::string> data_names;            // registry names, binding kDataBindingBase + i
   std::map<std::string, uint64_t> sizes;  // registry buffers of this backend and their bytes
   GpuBackendStats stats;
+  // Output of advance() calls with hold_output, in registry buffers "held.<k>.stats" and
+  // "held.<k>.draws" (k: the block's index since the last collect()).
+  struct HeldBlock {
+    size_t chains = 0, iterations = 0;
+    bool draws = false;
+  };
+  std::vector<HeldBlock> held;
 
   size_t real_bytes() const { return f64 ? 8 : 4; }
   // Index of coordinate i of chain c in a per-coordinate buffer of C chains.
@@ -154,7 +168,8 @@ struct GpuLeapfrogBackend::Impl {
   Result<ProgramResult> run(Program&& p, uint32_t dispatches) {
     auto r = target->exec(std::move(p));
     if (!r) {
-      sizes.clear();
+      sizes.clear();  // a device reset loses the buffers: re-create them, and the held output is gone
+      held.clear();
       return fail(r.error());
     }
     ++stats.programs;
@@ -166,7 +181,71 @@ struct GpuLeapfrogBackend::Impl {
   Result<void> advance_block(std::span<ChainState> states, const AdvanceRequest& request,
                              std::span<const uint32_t> steps, bool proposals, AdvanceOutput& out,
                              size_t out_first);
+  // Iterations per dispatch: the option's, and on CPU devices within kCpuDeviceLoopBudget
+  // (unsupported when not even one iteration fits).
+  Result<size_t> iterations_per_dispatch(std::span<const uint32_t> steps) const {
+    size_t n = options.max_iterations_per_dispatch;
+    if (loop_trips_per_step == 0) return n;
+    const uint64_t k = *std::max_element(steps.begin(), steps.end());
+    const uint64_t per_iteration = (k + 2) * loop_trips_per_step;
+    if (per_iteration > kCpuDeviceLoopBudget) {
+      return fail(Errc::unsupported,
+                  "one iteration of this model runs more shader loop iterations than a CPU Vulkan device (lavapipe) counts",
+                  vkn::format("about {} loop iterations for {} steps; the limit is {}: fewer steps or a GPU",
+                              per_iteration, k, kCpuDeviceLoopBudget));
+    }
+    return std::min<size_t>(n, kCpuDeviceLoopBudget / per_iteration);
+  }
+  // Downloaded [iters][kStatWords][C] stats and [iters] x per-coordinate draws into `out`
+  // from iteration out_first on.
+  void read_stats(const std::vector<std::byte>& bytes, size_t C, size_t iters, AdvanceOutput& out,
+                  size_t out_first) const;
+  void read_draws(const std::vector<std::byte>& bytes, size_t C, size_t iters, AdvanceOutput& out,
+                  size_t out_first) const;
 };
+
+void GpuLeapfrogBackend::Impl::read_stats(const std::vector<std::byte>& bytes, size_t C,
+                                          size_t iters, AdvanceOutput& out,
+                                          size_t out_first) const {
+  parallel_for(iters, iters * C >= (1u << 16), [&](size_t t) {  // stats in download order
+    const size_t base = t * kStatWords * C;
+    TransitionStats* row = &out.stats[(out_first + t) * C];
+    for (size_t c = 0; c < C; ++c) row[c].lp = real_at(bytes, base + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].step_size = real_at(bytes, base + C + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].accept_stat = real_at(bytes, base + 2 * C + c, f64);
+    for (size_t c = 0; c < C; ++c) row[c].energy = real_at(bytes, base + 3 * C + c, f64);
+    for (size_t c = 0; c < C; ++c) {
+      row[c].n_leapfrog = static_cast<uint32_t>(real_at(bytes, base + 4 * C + c, f64));
+      const auto flags = static_cast<uint32_t>(real_at(bytes, base + 5 * C + c, f64));
+      row[c].divergent = (flags & 1u) != 0;
+      row[c].accepted = (flags & 2u) != 0;
+    }
+  });
+}
+
+void GpuLeapfrogBackend::Impl::read_draws(const std::vector<std::byte>& bytes, size_t C,
+                                          size_t iters, AdvanceOutput& out,
+                                          size_t out_first) const {
+  const bool parallel = iters * C * d >= (1u << 20);
+  if (chain_major) {  // already [t][c][i]
+    parallel_for(iters, parallel, [&](size_t t) {
+      double* block = &out.draws[(out_first + t) * C * d];
+      for (size_t k = 0; k < C * d; ++k) block[k] = real_at(bytes, t * C * d + k, f64);
+    });
+    return;
+  }
+  // [t][i][c] to [t][c][i], in tiles of chains, iterations in parallel
+  parallel_for(iters, parallel, [&](size_t t) {
+    double* block = &out.draws[(out_first + t) * C * d];
+    for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
+      const size_t c1 = std::min(C, c0 + kTransposeTile);
+      for (size_t i = 0; i < d; ++i) {
+        const size_t from = (t * d + i) * C;
+        for (size_t c = c0; c < c1; ++c) block[c * d + i] = real_at(bytes, from + c, f64);
+      }
+    }
+  });
+}
 
 GpuLeapfrogBackend::GpuLeapfrogBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -206,6 +285,11 @@ Result<std::unique_ptr<GpuLeapfrogBackend>> GpuLeapfrogBackend::create(
   // Say where the work goes when it is not an in-process node (e.g. "via daemon (pid 42)").
   if (options.target) impl->name += " via " + options.target->describe();
   impl->max_buffer_bytes = std::min<uint64_t>(kMaxDownloadBytes, facts->max_storage_buffer_range);
+  if (facts->cpu) {
+    uint64_t trips = impl->d + 8;
+    for (const DataBuffer& db : model.data_buffers()) trips += db.values.size() / std::max<size_t>(1, impl->d) + 1;
+    impl->loop_trips_per_step = trips;
+  }
   if (options.TEST_max_buffer_bytes > 0) {
     impl->max_buffer_bytes = std::min(impl->max_buffer_bytes, options.TEST_max_buffer_bytes);
   }
@@ -294,8 +378,9 @@ Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states,
   if (!(request.step_size_jitter >= 0 && request.step_size_jitter < 1)) {
     return fail(Errc::invalid_argument, "step size jitter must be in [0, 1)");
   }
-  out.stats.assign(iters * chains, {});
-  out.draws.assign(request.keep_draws ? iters * chains * d : 0, 0.0);
+  const bool hold = request.hold_output;
+  out.stats.assign(hold ? 0 : iters * chains, {});
+  out.draws.assign(request.keep_draws && !hold ? iters * chains * d : 0, 0.0);
   out.proposal_q.assign(request.keep_proposals ? chains * d : 0, 0.0);
   out.proposal_velocity.assign(request.keep_proposals ? chains * d : 0, 0.0);
   if (chains == 0 || iters == 0) return {};
@@ -328,6 +413,9 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
                                                      size_t out_first) {
   const auto t_start = Clock::now();
   const size_t C = states.size(), iters = steps.size(), rb = real_bytes();
+  auto per_dispatch_or = iterations_per_dispatch(steps);
+  if (!per_dispatch_or) return fail(per_dispatch_or.error());
+  const size_t per_dispatch = *per_dispatch_or;
   RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
   // [chain][i] to [i][chain] in tiles of chains, so that both sides stay in cache.
@@ -354,15 +442,21 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   const uint64_t state_bytes = d * C * rb, stats_bytes = iters * kStatWords * C * rb,
                  draw_bytes = request.keep_draws ? iters * d * C * rb : 0,
                  prop_bytes = proposals ? 2 * d * C * rb : 0;
-  for (auto [what, bytes] : {std::pair<const char*, uint64_t>{"q", state_bytes},
-                             {"grad", state_bytes},
-                             {"metric", state_bytes},
-                             {"scalars", 2 * C * rb},
-                             {"counters", counters.size() * 4},
-                             {"stats", stats_bytes},
-                             {"draws", draw_bytes},
-                             {"proposals", prop_bytes}}) {
-    if (auto r = ensure(buf(what), bytes); !r) return r;
+  // Held output goes to this block's own buffers, kept until collect().
+  const bool hold = request.hold_output;
+  const std::string stats_name =
+      hold ? buf(vkn::format("held.{}.stats", held.size())) : buf("stats");
+  const std::string draws_name =
+      hold && request.keep_draws ? buf(vkn::format("held.{}.draws", held.size())) : buf("draws");
+  for (auto [what, bytes] : {std::pair<std::string, uint64_t>{buf("q"), state_bytes},
+                             {buf("grad"), state_bytes},
+                             {buf("metric"), state_bytes},
+                             {buf("scalars"), 2 * C * rb},
+                             {buf("counters"), counters.size() * 4},
+                             {stats_name, stats_bytes},
+                             {draws_name, draw_bytes},
+                             {buf("proposals"), prop_bytes}}) {
+    if (auto r = ensure(what, bytes); !r) return r;
   }
   Program p;
   p.upload(buf("q"), 0, q.take());
@@ -376,15 +470,15 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
                                         {detail::kBindMetric, buf("metric")},
                                         {detail::kBindScalars, buf("scalars")},
                                         {detail::kBindCounters, buf("counters")},
-                                        {detail::kBindStats, buf("stats")},
-                                        {detail::kBindDraws, buf("draws")},
+                                        {detail::kBindStats, stats_name},
+                                        {detail::kBindDraws, draws_name},
                                         {detail::kBindProposals, buf("proposals")}};
   for (auto& b : data_bindings()) bindings.push_back(b);
   const uint32_t groups = static_cast<uint32_t>((C + chains_per_group - 1) / chains_per_group);
   const PhiloxKey key = philox_key(request.seed);
   uint32_t dispatches = 0;
-  for (size_t first = 0; first < iters; first += options.max_iterations_per_dispatch) {
-    const size_t n = std::min<size_t>(options.max_iterations_per_dispatch, iters - first);
+  for (size_t first = 0; first < iters; first += per_dispatch) {
+    const size_t n = std::min<size_t>(per_dispatch, iters - first);
     detail::TransitionPush push{key[0],
                                 key[1],
                                 static_cast<uint32_t>(C),
@@ -401,30 +495,18 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   p.download(buf("q"), 0, state_bytes);
   p.download(buf("grad"), 0, state_bytes);
   p.download(buf("scalars"), 0, C * rb);
-  p.download(buf("stats"), 0, stats_bytes);
-  if (request.keep_draws) p.download(buf("draws"), 0, draw_bytes);
+  if (!hold) p.download(stats_name, 0, stats_bytes);
+  if (request.keep_draws && !hold) p.download(draws_name, 0, draw_bytes);
   if (proposals) p.download(buf("proposals"), 0, prop_bytes);
   const auto t_exec = Clock::now();
   auto result = run(std::move(p), dispatches);
   if (!result) return fail(result.error());
   const double exec_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
   const auto& dl = result->downloads;
-  if (request.keep_draws && chain_major) {  // already [t][c][i]
-    parallel_for(iters, iters * C * d >= (1u << 20), [&](size_t t) {
-      double* block = &out.draws[(out_first + t) * C * d];
-      for (size_t k = 0; k < C * d; ++k) block[k] = real_at(dl[4], t * C * d + k, f64);
-    });
-  } else if (request.keep_draws) {  // [t][i][c] to [t][c][i], in tiles of chains, iterations in parallel
-    parallel_for(iters, iters * C * d >= (1u << 20), [&](size_t t) {
-      double* block = &out.draws[(out_first + t) * C * d];
-      for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
-        const size_t c1 = std::min(C, c0 + kTransposeTile);
-        for (size_t i = 0; i < d; ++i) {
-          const size_t from = (t * d + i) * C;
-          for (size_t c = c0; c < c1; ++c) block[c * d + i] = real_at(dl[4], from + c, f64);
-        }
-      }
-    });
+  if (hold) {
+    held.push_back({C, iters, request.keep_draws});
+  } else if (request.keep_draws) {
+    read_draws(dl[4], C, iters, out, out_first);
   }
   parallel_for(tiles, big, [&](size_t tile) {
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
@@ -439,22 +521,9 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
     states[c].lp = real_at(dl[2], c, f64);
     states[c].iteration += static_cast<uint32_t>(iters);
   }
-  parallel_for(iters, iters * C >= (1u << 16), [&](size_t t) {  // stats in download order
-    const size_t base = t * kStatWords * C;
-    TransitionStats* row = &out.stats[(out_first + t) * C];
-    for (size_t c = 0; c < C; ++c) row[c].lp = real_at(dl[3], base + c, f64);
-    for (size_t c = 0; c < C; ++c) row[c].step_size = real_at(dl[3], base + C + c, f64);
-    for (size_t c = 0; c < C; ++c) row[c].accept_stat = real_at(dl[3], base + 2 * C + c, f64);
-    for (size_t c = 0; c < C; ++c) row[c].energy = real_at(dl[3], base + 3 * C + c, f64);
-    for (size_t c = 0; c < C; ++c) {
-      row[c].n_leapfrog = static_cast<uint32_t>(real_at(dl[3], base + 4 * C + c, f64));
-      const auto flags = static_cast<uint32_t>(real_at(dl[3], base + 5 * C + c, f64));
-      row[c].divergent = (flags & 1u) != 0;
-      row[c].accepted = (flags & 2u) != 0;
-    }
-  });
+  if (!hold) read_stats(dl[3], C, iters, out, out_first);
   if (proposals) {
-    const auto& pd = dl[request.keep_draws ? 5 : 4];
+    const auto& pd = dl.back();
     for (size_t c0 = 0; c0 < C; c0 += kTransposeTile) {
       const size_t c1 = std::min(C, c0 + kTransposeTile);
       for (size_t i = 0; i < d; ++i) {
@@ -477,6 +546,45 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   }
   return {};
 }
+
+Result<void> GpuLeapfrogBackend::collect(AdvanceOutput& out) {
+  Impl& m = *impl_;
+  size_t iters = 0, chains = m.held.empty() ? 0 : m.held[0].chains;
+  bool draws = !m.held.empty();
+  for (const auto& h : m.held) {
+    iters += h.iterations;
+    draws = draws && h.draws;
+    if (h.chains != chains) {
+      m.held.clear();
+      return fail(Errc::invalid_argument, "held blocks of different chain counts");
+    }
+  }
+  out.stats.assign(iters * chains, {});
+  out.draws.assign(draws ? iters * chains * m.d : 0, 0.0);
+  out.proposal_q.clear();
+  out.proposal_velocity.clear();
+  // One Program per held block: each block's buffers are within the per-buffer limit.
+  size_t first = 0;
+  for (size_t k = 0; k < m.held.size(); ++k) {
+    const auto& h = m.held[k];
+    Program p;
+    p.download(m.buf(vkn::format("held.{}.stats", k)), 0, h.iterations * kStatWords * h.chains * m.real_bytes());
+    if (draws) p.download(m.buf(vkn::format("held.{}.draws", k)), 0, h.iterations * h.chains * m.d * m.real_bytes());
+    const size_t n = h.iterations;  // `run` clears m.held on failure
+    auto r = m.run(std::move(p), 0);
+    if (!r) {
+      m.held.clear();
+      return fail(r.error());
+    }
+    m.read_stats(r->downloads[0], chains, n, out, first);
+    if (draws) m.read_draws(r->downloads[1], chains, n, out, first);
+    first += n;
+  }
+  m.held.clear();
+  return {};
+}
+
+void GpuLeapfrogBackend::discard_held() { impl_->held.clear(); }
 
 Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest& r) {
   Impl& m = *impl_;
@@ -501,6 +609,12 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
       metric.set(i * n + c, shared_metric ? r.inv_metric[i] : r.inv_metric[c * d + i]);
     }
     eps.set(c, r.step_size[c]);
+  }
+  if (m.loop_trips_per_step > 0 && (uint64_t{r.steps} + 2) * m.loop_trips_per_step > kCpuDeviceLoopBudget) {
+    return fail(Errc::unsupported,
+                "these trajectories run more shader loop iterations than a CPU Vulkan device (lavapipe) counts",
+                vkn::format("{} steps of about {} loop iterations each; the limit is {}", r.steps,
+                            m.loop_trips_per_step, kCpuDeviceLoopBudget));
   }
   const uint64_t in_bytes = d * n * rb, out_bytes = points * d * rb;
   if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2 ||

@@ -155,6 +155,30 @@ TEST(CpuLeapfrogBackendTest, RunFinishesOnTheCpuWhenTheNodeIsLost) {
   }
 }
 
+TEST(CpuLeapfrogBackendTest, HeldOutputLostWithTheNodeIsRunAgainOnTheCpu) {
+  // fallback_config: 60 warm-up calls (0 .. 59), then sampling holds blocks of 50, 50 and 20
+  // draws (calls 60, 61, 62) and collects them (call 63). A failure at a later held block or
+  // at the collect loses what the backend held: the switch runs the held range again on the
+  // CPU from its start, so not a single draw differs from a CPU-only run.
+  auto model = must(make_gamma(3, 2.0, 1.0));
+  const auto config = fallback_config();
+  auto reference = sample(*model, config);
+  ASSERT_TRUE(reference.has_value());
+  for (int healthy : {61, 62, 63, 1000}) {
+    FlakyBackend flaky(*model, healthy, Errc::device_lost, false, /*holds=*/true);
+    auto r = sample(*model, config, &flaky);
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    EXPECT_EQ(flaky.held_calls(), std::min(healthy - 60, 3)) << healthy;
+    EXPECT_EQ(r->backend, healthy == 1000 ? "flaky" : "cpu") << healthy;
+    if (healthy == 63) EXPECT_NE(r->fallback_reason.find("injected fault in collect"), std::string::npos);
+    EXPECT_GT(r->readback_seconds, 0.0);
+    EXPECT_LE(r->readback_seconds, r->sampling_seconds);
+    EXPECT_EQ(r->values, reference->values) << healthy;
+    EXPECT_EQ(r->lp, reference->lp) << healthy;
+    EXPECT_EQ(r->n_leapfrog, reference->n_leapfrog) << healthy;
+  }
+}
+
 TEST(CpuLeapfrogBackendTest, FailingTrajectoriesFallBackAtStartUp) {
   auto model = must(make_gamma(3, 2.0, 1.0));
   auto reference = sample(*model, fallback_config());

@@ -183,6 +183,33 @@ TEST_F(DaemonTargetTest, LogisticPosteriorMatchesACpuRun) {
   }
 }
 
+TEST_F(DaemonTargetTest, HeldOutputIsWhatAdvanceWouldHaveReturned) {
+  // As GpuBackendTest's test of the same name: held through the daemon, collected in one go.
+  start_server();
+  const auto data = testing::make_logistic_data(50, 3, 5);
+  auto model = testing::must(make_logistic_regression(3, data.x, data.y));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
+  std::vector<ChainState> sa(8);
+  for (uint32_t c = 0; c < sa.size(); ++c) {
+    sa[c] = {std::vector<double>(3, 0.05 * c), 0, std::vector<double>(3), 0.1, std::vector<double>(3, 1.0), c, 0};
+    sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
+  }
+  auto sb = sa;
+  const std::vector<uint32_t> steps(12, 4);
+  AdvanceOutput oa, ob, held;
+  ASSERT_TRUE(gpu->advance(sa, {3, steps, 0.0, true, false}, oa).has_value());
+  for (auto part : {std::span(steps).first(5), std::span(steps).subspan(5)}) {
+    AdvanceRequest r{3, part, 0.0, true, false};
+    r.hold_output = true;
+    ASSERT_TRUE(gpu->advance(sb, r, held).has_value());
+  }
+  ASSERT_TRUE(gpu->collect(ob).has_value());
+  EXPECT_EQ(ob.draws, oa.draws);
+  ASSERT_EQ(ob.stats.size(), oa.stats.size());
+  for (size_t i = 0; i < oa.stats.size(); ++i) EXPECT_EQ(ob.stats[i].energy, oa.stats[i].energy) << i;
+}
+
 TEST_F(DaemonTargetTest, BuffersLiveAsLongAsTheBackend) {
   start_server();
   const auto data = testing::make_logistic_data(50, 3, 5);

@@ -18,6 +18,7 @@
 #include "sampler/philox.h"
 #include "sampler/test_models.h"
 #include "sampler_gpu/node_suite.h"
+#include "util/strformat.h"
 #include "vknode/gpu/device.h"
 #include "vknode/sampler/expr.h"
 #include "vknode/sampler/hmc.h"
@@ -404,6 +405,112 @@ TEST_F(GpuBackendTest, BlocksBeyondTheBufferLimitSplitIntoPrograms) {
   }
 }
 
+TEST_F(GpuBackendTest, HeldOutputIsWhatAdvanceWouldHaveReturned) {
+  // 15 iterations returned at once vs held over calls of 10 and 5 and collected: the same
+  // bits. Both kernels (chain-major and dimension-major buffers); a buffer limit of 3
+  // iterations also splits the held calls into several held blocks.
+  for (KernelChoice kernel : {KernelChoice::specialized, KernelChoice::generic}) {
+    for (uint64_t limit : {uint64_t{0}, uint64_t{37 * 4 * 8 * 3}}) {
+      SCOPED_TRACE(vkn::format("kernel {} limit {}", kernel == KernelChoice::generic ? "generic" : "separable", limit));
+      auto model = testing::must(make_normal(37, 0.5, 1.5));
+      auto o = options();
+      o.kernel = kernel;
+      o.TEST_max_buffer_bytes = limit;  // 37 x 4 bytes x 8 chains: 3 iterations
+      auto gpu = GpuLeapfrogBackend::create(*model, o);
+      ASSERT_TRUE(gpu.has_value()) << gpu.error().to_string();
+      ASSERT_TRUE((*gpu)->can_hold_output());
+      std::vector<ChainState> sa(8);
+      for (uint32_t c = 0; c < sa.size(); ++c) {
+        sa[c] = {std::vector<double>(37, 0.1 * c), 0, std::vector<double>(37), 0.4, std::vector<double>(37, 1.0), c, 3};
+        sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
+      }
+      auto sb = sa;
+      const std::vector<uint32_t> steps(15, 6);
+      AdvanceRequest all{5, steps, 0.2, true, false};
+      AdvanceOutput oa, ob, held;
+      ASSERT_TRUE((*gpu)->advance(sa, all, oa).has_value());
+      for (auto part : {std::span(steps).first(10), std::span(steps).subspan(10)}) {
+        AdvanceRequest r{5, part, 0.2, true, false};
+        r.hold_output = true;
+        ASSERT_TRUE((*gpu)->advance(sb, r, held).has_value());
+        EXPECT_TRUE(held.stats.empty() && held.draws.empty());  // nothing returned while held
+      }
+      ASSERT_TRUE((*gpu)->collect(ob).has_value());
+      ASSERT_EQ(ob.draws.size(), oa.draws.size());
+      EXPECT_EQ(ob.draws, oa.draws);
+      ASSERT_EQ(ob.stats.size(), oa.stats.size());
+      for (size_t i = 0; i < oa.stats.size(); ++i) {
+        EXPECT_EQ(ob.stats[i].energy, oa.stats[i].energy) << i;
+        EXPECT_EQ(ob.stats[i].n_leapfrog, oa.stats[i].n_leapfrog) << i;
+        EXPECT_EQ(ob.stats[i].accepted, oa.stats[i].accepted) << i;
+      }
+      for (size_t c = 0; c < sa.size(); ++c) EXPECT_EQ(sa[c].q, sb[c].q) << c;
+      AdvanceOutput again;  // collected output is gone
+      ASSERT_TRUE((*gpu)->collect(again).has_value());
+      EXPECT_TRUE(again.stats.empty() && again.draws.empty());
+    }
+  }
+}
+
+TEST_F(GpuBackendTest, DispatchSizeDoesNotChangeTheDraws) {
+  // 100 iterations of 8 steps over 100 data rows in dispatches of 16 iterations or of up to
+  // 128: the same bits. On lavapipe, whose shaders stop counting loop iterations at 65535 (a
+  // guard against endless loops), one dispatch of all 100 would silently stop the trajectories
+  // after about 640 steps; the backend keeps dispatches under that budget there.
+  const auto data = testing::make_logistic_data(100, 3, 21);
+  auto model = testing::must(make_logistic_regression(3, data.x, data.y));
+  auto small = options(), large = options();
+  small.kernel = large.kernel = KernelChoice::generic;
+  small.max_iterations_per_dispatch = 16;
+  auto a = GpuLeapfrogBackend::create(*model, small);
+  auto b = GpuLeapfrogBackend::create(*model, large);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  std::vector<ChainState> sa(32);
+  for (uint32_t c = 0; c < sa.size(); ++c) {
+    sa[c] = {std::vector<double>(3, 0.05 * c), 0, std::vector<double>(3), 0.1, std::vector<double>(3, 1.0), c, 0};
+    sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
+  }
+  auto sb = sa;
+  const std::vector<uint32_t> steps(100, 8);
+  AdvanceOutput oa, ob;
+  ASSERT_TRUE((*a)->advance(sa, {3, steps, 0.0, true, false}, oa).has_value());
+  ASSERT_TRUE((*b)->advance(sb, {3, steps, 0.0, true, false}, ob).has_value());
+  for (const auto& st : ob.stats) ASSERT_EQ(st.n_leapfrog, 8u);
+  EXPECT_EQ(oa.draws, ob.draws);
+  EXPECT_GE((*b)->stats().dispatches, 1u);
+}
+
+TEST_F(GpuBackendTest, IterationsBeyondACpuDevicesLoopLimitAreAnError) {
+  // 4000 rows x 32 steps in one iteration: past lavapipe's loop limit (an error there, instead
+  // of trajectories that silently stop); a GPU runs it.
+  const auto data = testing::make_logistic_data(4000, 2, 3);
+  auto model = testing::must(make_logistic_regression(2, data.x, data.y));
+  auto o = options();
+  o.kernel = KernelChoice::generic;
+  auto gpu = GpuLeapfrogBackend::create(*model, o);
+  ASSERT_TRUE(gpu.has_value());
+  auto cpu_device =
+      with_node([](Context& c) { return c.device().info().type == VK_PHYSICAL_DEVICE_TYPE_CPU; }, options().call);
+  ASSERT_TRUE(cpu_device.has_value());
+  std::vector<ChainState> states(4);
+  for (uint32_t c = 0; c < states.size(); ++c) {
+    states[c] = {{0.1, 0.1}, 0, {0, 0}, 0.01, {1, 1}, c, 0};
+    states[c].lp = model->log_density(states[c].q, states[c].grad);
+  }
+  const std::vector<uint32_t> steps(1, 32);
+  AdvanceOutput out;
+  auto r = (*gpu)->advance(states, {1, steps, 0.0, true, false}, out);
+  if (*cpu_device) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, Errc::unsupported);
+    EXPECT_NE(r.error().message.find("loop"), std::string::npos) << r.error().to_string();
+    EXPECT_EQ(states[0].iteration, 0u);  // nothing ran
+  } else {
+    ASSERT_TRUE(r.has_value()) << r.error().to_string();
+    EXPECT_EQ(out.stats[0].n_leapfrog, 32u);
+  }
+}
+
 TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
   // theta ~ N(1, 2^2) in 4 dimensions; 64 chains x 200 draws. With an ESS of at least ~2000 per
   // coordinate the mean's MC sd is about 2 / sqrt(2000) = 0.045 (bound 0.2, > 4 sd), the
@@ -420,6 +527,7 @@ TEST_F(GpuBackendTest, RecoversKnownPosteriorMoments) {
     auto r = sample(*model, config, gpu.get());
     ASSERT_TRUE(r.has_value()) << r.error().to_string();
     EXPECT_EQ(r->backend.rfind("gpu:", 0), 0u) << r->backend;
+    EXPECT_GT(r->readback_seconds, 0.0);  // the draws were held on the device, then collected
     EXPECT_TRUE(r->fallback_reason.empty());
     for (size_t k = 0; k < 4; ++k) {
       const auto x = r->param_draws(k);

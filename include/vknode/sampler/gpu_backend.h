@@ -53,7 +53,7 @@ struct GpuBackendOptions {
   uint32_t workgroup_size = 32;
   // Iterations per dispatch (a block of more iterations is split into several dispatches of one
   // Program) so that one dispatch stays well below the node's hang limit.
-  uint32_t max_iterations_per_dispatch = 16;
+  uint32_t max_iterations_per_dispatch = 128;
   KernelChoice kernel = KernelChoice::automatic;
   // Test-only: a smaller per-buffer limit than the device's, so that tests see a block split
   // over several Programs (0: the device's maxStorageBufferRange, at most 256 MiB).
@@ -83,6 +83,10 @@ class GpuLeapfrogBackend final : public LeapfrogBackend {
   Result<void> advance(std::span<ChainState> states, const AdvanceRequest& request,
                        AdvanceOutput& out) override;
   Result<TrajectoryBatch> trajectories(const TrajectoryRequest& request) override;
+  // Held output stays in registry buffers of the node until collect() downloads it.
+  bool can_hold_output() const override { return true; }
+  Result<void> collect(AdvanceOutput& out) override;
+  void discard_held() override;
 
   const GpuBackendStats& stats() const;
   // The generated GLSL of the transition kernel (for docs, debugging and tests).

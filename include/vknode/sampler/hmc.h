@@ -17,7 +17,9 @@
 //     (a_c the acceptance probability, t_c = K eps_c, v' = m * p'). T is jittered by the
 //     Halton sequence: iteration t uses K = max(1, ceil(h(t) T / mean eps)) steps, shared by all
 //     chains, capped at max_steps; jitter continues after warm-up. Needs at least 2 chains.
-// Sampling runs in blocks of up to block_size iterations per backend call.
+// Sampling runs in blocks of up to block_size iterations per backend call. A backend that can
+// hold output (LeapfrogBackend::can_hold_output) keeps the draws and stats of consecutive
+// blocks, up to 256 MiB, and they are fetched and recorded together.
 //
 // sample() is synchronous; SampleResult is a plain value type.
 #pragma once
@@ -89,6 +91,9 @@ struct SampleResult {
   std::string backend;           // the backend that finished the run
   std::string fallback_reason;   // why the run moved to the CPU; empty if it did not
   double warmup_seconds = 0, sampling_seconds = 0;
+  // The part of sampling_seconds spent fetching output the backend held (a GPU backend keeps
+  // draws in device memory across blocks) and recording it here.
+  double readback_seconds = 0;
   uint64_t gradient_evaluations = 0;  // leapfrog steps over all chains, warm-up included
 
   size_t num_params() const { return param_names.size(); }

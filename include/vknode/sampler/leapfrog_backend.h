@@ -75,6 +75,9 @@ struct AdvanceRequest {
   double step_size_jitter = 0;      // in [0, 1): see step 0 of the transition
   bool keep_draws = false;          // fill AdvanceOutput::draws
   bool keep_proposals = false;      // fill AdvanceOutput::proposal_* for the last iteration
+  // Keep this call's stats and draws in the backend (a GPU backend: in device memory) instead of
+  // returning them; collect() returns them later. Only where can_hold_output().
+  bool hold_output = false;
 };
 
 struct AdvanceOutput {
@@ -130,6 +133,20 @@ class LeapfrogBackend {
   // The building block of tree samplers: all intermediate states of a batch of trajectories.
   // steps == 0 just evaluates lp and grad at q0. Errors as for advance().
   [[nodiscard]] virtual Result<TrajectoryBatch> trajectories(const TrajectoryRequest& request) = 0;
+
+  // Whether advance() takes request.hold_output: iterations then run without their output
+  // crossing to the host, which collect() fetches for many calls at once.
+  virtual bool can_hold_output() const { return false; }
+  // The stats and draws of every advance() with hold_output since the last collect(), in call
+  // order ([iteration][chain] and [iteration][chain][d] over all of them), as advance() would
+  // have returned them; then nothing is held. On failure the held output is lost. Errors: as
+  // for advance(); unsupported when !can_hold_output().
+  [[nodiscard]] virtual Result<void> collect(AdvanceOutput& out) {
+    (void)out;
+    return fail(Errc::unsupported, "this backend does not hold output");
+  }
+  // Forgets held output (after a failure elsewhere).
+  virtual void discard_held() {}
 };
 
 // The CPU backend: chains split over a fixed pool of threads; each chain is advanced by one
