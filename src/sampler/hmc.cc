@@ -179,6 +179,8 @@ class DrawRecorder {
     }
     for (uint64_t e : evaluations) result_.gradient_evaluations += e;
   }
+  // Joins the threads (a large block's recording started them).
+  void release_threads() { pool_.reset(); }
 
  private:
   const Model& model_;
@@ -207,6 +209,10 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
     if (auto r = backend.collect(states, out); !r) return r;
     const auto t1 = Clock::now();
     recorder.record(out, recorded, done - recorded);
+    // Freeing the fetched output (hundreds of MB for large runs) and the recording threads is
+    // part of the read-back.
+    out = {};
+    recorder.release_threads();
     result.readback_seconds += seconds_since(t0);
     if (log_enabled(LogLevel::debug)) {
       log(LogLevel::debug, "sampler: {} held draws x {} chains: collect {:.2f} ms, recording {:.2f} ms", done - recorded,

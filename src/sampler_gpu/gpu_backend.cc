@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 
 #include "gpu/shader_compiler.h"
 #include "sampler/philox.h"
+#include "sampler/thread_pool.h"
 #include "sampler_gpu/kernel_source.h"
 #include "util/log.h"
 #include "util/strformat.h"
@@ -32,32 +34,6 @@ constexpr size_t kTransposeTile = 64;
 // endless loops) and then leaves the loops, so trajectories would silently end early.
 constexpr uint64_t kCpuDeviceLoopBudget = 50000;
 using Clock = std::chrono::steady_clock;
-
-// fn(0) ... fn(n - 1), over up to hardware_concurrency() threads when `parallel` (large blocks)
-// and the machine has at least 8 cores, else inline: on small machines the driver's and the
-// node's threads already compete for the cores, and measured conversions got slower.
-template <typename Fn>
-void parallel_for(size_t n, bool parallel, Fn&& fn) {
-  const unsigned cores = std::thread::hardware_concurrency();
-  const size_t threads = parallel && cores >= 8 ? std::min<size_t>(n, cores) : 1;
-  if (threads <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  auto stripe = [&](size_t w) {
-    for (size_t i = w; i < n; i += threads) fn(i);
-  };
-  std::vector<std::thread> pool;
-  size_t started = 1;
-  try {  // a thread that cannot start leaves its stripe to this one
-    pool.reserve(threads - 1);
-    for (; started < threads; ++started) pool.emplace_back(stripe, started);
-  } catch (...) {
-  }
-  stripe(0);
-  for (size_t w = started; w < threads; ++w) stripe(w);
-  for (auto& th : pool) th.join();
-}  // chains per tile of the [chain][i] <-> [i][chain] copies
 
 template <typename T>
 std::vector<std::byte> to_bytes(const std::vector<T>& v) {
@@ -139,6 +115,22 @@ struct GpuLeapfrogBackend::Impl {
     bool draws = false;
   };
   std::vector<HeldBlock> held;
+  // Threads for the host's conversions of large blocks, started at the first one.
+  mutable std::unique_ptr<detail::ThreadPool> pool;
+
+  // fn(0) ... fn(n - 1), on the pool's threads when `parallel` (large blocks) and the machine
+  // has at least 8 cores, else inline: on small machines the driver's and the node's threads
+  // already compete for the cores, and measured conversions got slower.
+  void parallel_for(size_t n, bool parallel, const std::function<void(size_t)>& fn) const {
+    if (parallel && pool == nullptr && std::thread::hardware_concurrency() >= 8) {
+      if (auto p = detail::ThreadPool::create(0); p) pool = std::move(*p);
+    }
+    if (!parallel || pool == nullptr || n < 2) {
+      for (size_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    pool->parallel_for(n, fn);
+  }
 
   size_t real_bytes() const { return f64 ? 8 : 4; }
   // Index of coordinate i of chain c in a per-coordinate buffer of C chains.
