@@ -33,6 +33,20 @@ inline SamplerConfig sampler_config(uint32_t chains, uint32_t warmup, uint32_t d
   return c;
 }
 
+// n chains at q = spacing * c in every coordinate (chain c), unit metric, lp and grad from the
+// model: states for driving a backend directly.
+inline std::vector<ChainState> chain_states(const Model& model, uint32_t n, double spacing, double step_size,
+                                            uint32_t iteration = 0) {
+  const size_t d = model.dimension();
+  std::vector<ChainState> states(n);
+  for (uint32_t c = 0; c < n; ++c) {
+    states[c] = {std::vector<double>(d, spacing * c), 0, std::vector<double>(d), step_size,
+                 std::vector<double>(d, 1.0), c, iteration};
+    states[c].lp = model.log_density(states[c].q, states[c].grad);
+  }
+  return states;
+}
+
 inline std::shared_ptr<Model> must(Result<std::unique_ptr<Model>> r) {
   EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().to_string());
   return r ? std::shared_ptr<Model>(std::move(*r)) : nullptr;

@@ -190,12 +190,7 @@ TEST_F(DaemonTargetTest, HeldOutputIsWhatAdvanceWouldHaveReturned) {
   auto model = testing::must(make_logistic_regression(3, data.x, data.y));
   auto gpu = backend(*model);
   ASSERT_NE(gpu, nullptr);
-  std::vector<ChainState> sa(8);
-  for (uint32_t c = 0; c < sa.size(); ++c) {
-    sa[c] = {std::vector<double>(3, 0.05 * c), 0, std::vector<double>(3), 0.1, std::vector<double>(3, 1.0), c, 0};
-    sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
-  }
-  auto sb = sa;
+  auto sa = testing::chain_states(*model, 8, 0.05, 0.1), sb = sa;
   const std::vector<uint32_t> steps(12, 4);
   AdvanceOutput oa, ob, held;
   ASSERT_TRUE(gpu->advance(sa, {3, steps, 0.0, true, false}, oa).has_value());

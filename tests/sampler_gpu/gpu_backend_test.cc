@@ -419,12 +419,7 @@ TEST_F(GpuBackendTest, HeldOutputIsWhatAdvanceWouldHaveReturned) {
       auto gpu = GpuLeapfrogBackend::create(*model, o);
       ASSERT_TRUE(gpu.has_value()) << gpu.error().to_string();
       ASSERT_TRUE((*gpu)->can_hold_output());
-      std::vector<ChainState> sa(8);
-      for (uint32_t c = 0; c < sa.size(); ++c) {
-        sa[c] = {std::vector<double>(37, 0.1 * c), 0, std::vector<double>(37), 0.4, std::vector<double>(37, 1.0), c, 3};
-        sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
-      }
-      auto sb = sa;
+      auto sa = testing::chain_states(*model, 8, 0.1, 0.4, 3), sb = sa;
       const std::vector<uint32_t> steps(15, 6);
       AdvanceRequest all{5, steps, 0.2, true, false};
       AdvanceOutput oa, ob, held;
@@ -465,12 +460,7 @@ TEST_F(GpuBackendTest, DispatchSizeDoesNotChangeTheDraws) {
   auto a = GpuLeapfrogBackend::create(*model, small);
   auto b = GpuLeapfrogBackend::create(*model, large);
   ASSERT_TRUE(a.has_value() && b.has_value());
-  std::vector<ChainState> sa(32);
-  for (uint32_t c = 0; c < sa.size(); ++c) {
-    sa[c] = {std::vector<double>(3, 0.05 * c), 0, std::vector<double>(3), 0.1, std::vector<double>(3, 1.0), c, 0};
-    sa[c].lp = model->log_density(sa[c].q, sa[c].grad);
-  }
-  auto sb = sa;
+  auto sa = testing::chain_states(*model, 32, 0.05, 0.1), sb = sa;
   const std::vector<uint32_t> steps(100, 8);
   AdvanceOutput oa, ob;
   ASSERT_TRUE((*a)->advance(sa, {3, steps, 0.0, true, false}, oa).has_value());
