@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
@@ -165,7 +166,7 @@ Result<ProgramResult> run_program(Context& ctx, const Program& program) {
   const auto t_checked = Clock::now();
   ProgramResult result;
   for (const ProgramStep& step : program.steps) {
-    if (auto* dl = std::get_if<DownloadStep>(&step)) result.downloads.emplace_back(dl->bytes);
+    if (auto* dl = std::get_if<DownloadStep>(&step)) resize_with_huge_pages(result.downloads.emplace_back(), dl->bytes);
   }
   const auto t_allocated = Clock::now();
   if (auto r = mark_writes(ctx, program, *dispatches); !r) return fail(r.error());

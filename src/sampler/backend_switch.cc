@@ -1,6 +1,7 @@
 #include "sampler/backend_switch.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "util/log.h"
 
@@ -18,6 +19,29 @@ void append(AdvanceOutput& to, AdvanceOutput&& from) {
 }
 
 }  // namespace
+
+void BackendSwitch::Checkpoint::save(const std::vector<ChainState>& states) {
+  d = states.empty() ? 0 : states[0].q.size();
+  q.resize(states.size() * d);
+  grad.resize(states.size() * d);
+  lp.resize(states.size());
+  iteration.resize(states.size());
+  for (size_t c = 0; c < states.size(); ++c) {
+    std::copy(states[c].q.begin(), states[c].q.end(), q.begin() + c * d);
+    std::copy(states[c].grad.begin(), states[c].grad.end(), grad.begin() + c * d);
+    lp[c] = states[c].lp;
+    iteration[c] = states[c].iteration;
+  }
+}
+
+void BackendSwitch::Checkpoint::restore(std::vector<ChainState>& states) const {
+  for (size_t c = 0; c < states.size(); ++c) {
+    states[c].q.assign(q.begin() + c * d, q.begin() + (c + 1) * d);
+    states[c].grad.assign(grad.begin() + c * d, grad.begin() + (c + 1) * d);
+    states[c].lp = lp[c];
+    states[c].iteration = iteration[c];
+  }
+}
 
 Result<BackendSwitch> BackendSwitch::create(const Model& model, unsigned threads, LeapfrogBackend* preferred) {
   auto cpu = CpuLeapfrogBackend::create(model, threads);
@@ -50,7 +74,14 @@ Result<void> BackendSwitch::advance(std::vector<ChainState>& states, const Advan
 Result<void> BackendSwitch::advance_held(std::vector<ChainState>& states, const AdvanceRequest& request,
                                          AdvanceOutput& out) {
   if (!active_->can_hold_output()) return run_on_cpu_and_keep(states, request);
-  if (held_calls_.empty()) saved_ = states;  // the start of the held range
+  if (held_calls_.empty()) {  // the start of the held range
+    const auto t0 = std::chrono::steady_clock::now();
+    held_start_.save(states);
+    if (log_enabled(LogLevel::debug)) {
+      vkn::log(LogLevel::debug, "sampler: states kept for the held range in {:.2f} ms",
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
   auto r = active_->advance(states, request, out);
   if (r) {
     held_calls_.push_back({request, {request.steps.begin(), request.steps.end()}});
@@ -62,7 +93,7 @@ Result<void> BackendSwitch::advance_held(std::vector<ChainState>& states, const 
     held_calls_.clear();
     return r;
   }
-  states = saved_;
+  held_start_.restore(states);
   return replay_on_cpu(states, &request);
 }
 
@@ -96,13 +127,21 @@ Result<void> BackendSwitch::collect(std::vector<ChainState>& states, AdvanceOutp
       held_calls_.clear();
       return r;
     }
-    states = saved_;
+    held_start_.restore(states);
     if (auto rr = replay_on_cpu(states, nullptr); !rr) return rr;
   }
   out.stats = std::move(cpu_held_.stats);
   out.draws = std::move(cpu_held_.draws);
   cpu_held_ = {};
   return {};
+}
+
+void BackendSwitch::reserve_held(size_t chains, size_t iterations, size_t calls, bool draws) {
+  if (!active_->can_hold_output()) return;
+  auto r = active_->reserve_held(chains, iterations, calls, draws);
+  if (!r && !fall_back(r.error())) {
+    vkn::log(LogLevel::debug, "sampler: no room reserved for held output ({})", r.error().to_string());
+  }
 }
 
 Result<TrajectoryBatch> BackendSwitch::trajectories(const TrajectoryRequest& request) {

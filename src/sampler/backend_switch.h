@@ -29,11 +29,24 @@ class BackendSwitch {
   // The output of the held calls since the last collect(); `states` are rewound and advanced
   // again on the CPU when the preferred backend lost it.
   Result<void> collect(std::vector<ChainState>& states, AdvanceOutput& out);
+  // LeapfrogBackend::reserve_held on the active backend when it holds output. A fallback error
+  // switches to the CPU as for any call; other failures only mean that the held calls allocate
+  // as they go (logged at debug level).
+  void reserve_held(size_t chains, size_t iterations, size_t calls, bool draws);
 
   std::string_view active_name() const { return active_->name(); }
   const std::string& fallback_reason() const { return fallback_reason_; }
 
  private:
+  // What a backend changes in the states (q, grad, lp, iteration), flat: the start of a held
+  // range, cheaper to keep than whole ChainStates.
+  struct Checkpoint {
+    size_t d = 0;
+    std::vector<double> q, grad, lp;
+    std::vector<uint32_t> iteration;
+    void save(const std::vector<ChainState>& states);
+    void restore(std::vector<ChainState>& states) const;
+  };
   // A held call's request, with its own copy of the steps.
   struct HeldCall {
     AdvanceRequest request;
@@ -54,6 +67,7 @@ class BackendSwitch {
   LeapfrogBackend* active_;
   std::string fallback_reason_;
   std::vector<ChainState> saved_;  // the states before the preferred backend's last call
+  Checkpoint held_start_;             // the states before the first held call
   std::vector<HeldCall> held_calls_;  // calls whose output the preferred backend holds
   AdvanceOutput cpu_held_;            // output of held calls run on the CPU
 };

@@ -10,6 +10,7 @@
 #include "sampler/chain_collective.h"
 #include "sampler/hmc_init.h"
 #include "sampler/thread_pool.h"
+#include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/strformat.h"
 
@@ -193,6 +194,19 @@ class DrawRecorder {
 // backend: draws and stats stay in device memory), blocks run back to back without their
 // output crossing to the host, and the held output is collected and recorded once it reaches
 // kMaxHeldBytes and at the end (that time is SampleResult::readback_seconds).
+uint64_t held_bytes(size_t chains, size_t d, uint64_t draws) { return uint64_t{chains} * draws * (d + kHeldStatWords) * 4; }
+
+// How many sampling blocks the first held range takes (draw_samples collects when the next
+// block would pass kMaxHeldBytes).
+size_t blocks_per_held_range(const SamplerConfig& config, size_t d) {
+  size_t blocks = 0;
+  for (uint64_t held = 0; held < config.draws; held += config.block_size, ++blocks) {
+    const uint64_t n = std::min<uint64_t>(config.block_size, config.draws - held);
+    if (blocks > 0 && held_bytes(config.chains, d, held + n) > kMaxHeldBytes) break;
+  }
+  return blocks;
+}
+
 Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, const SamplerConfig& config,
                           detail::ChainCollective& group, std::vector<ChainState>& states, SampleResult& result) {
   const size_t chains = states.size(), d = model.dimension();
@@ -223,8 +237,7 @@ Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, co
   };
   for (uint32_t done = 0; done < config.draws;) {
     const uint32_t n = std::min(config.block_size, config.draws - done);
-    const uint64_t held_bytes = uint64_t{chains} * (done - recorded + n) * (d + kHeldStatWords) * 4;
-    if (hold && done > recorded && held_bytes > kMaxHeldBytes) {
+    if (hold && done > recorded && held_bytes(chains, d, done - recorded + n) > kMaxHeldBytes) {
       if (auto r = collect(done); !r) return r;
     }
     std::vector<uint32_t> steps(n, config.steps);
@@ -304,7 +317,7 @@ Result<SampleResult> sample(const Model& model, const SamplerConfig& config, Lea
   result.steps = config.steps;
   result.param_names = model.param_names();
   const size_t total = chains * config.draws;
-  result.values.resize(total * result.num_params());
+  resize_with_huge_pages(result.values, total * result.num_params());
   result.lp.resize(total);
   result.accept_stat.resize(total);
   result.step_size.resize(total);
@@ -322,6 +335,8 @@ Result<SampleResult> sample(const Model& model, const SamplerConfig& config, Lea
   }
   result.first_chain = config.first_chain;
   detail::ChainCollective group(config.group);
+  // Device memory for the held draws is allocated with the result's host arrays, before the clocks.
+  backend->reserve_held(chains, std::min(config.block_size, config.draws), blocks_per_held_range(config, d), true);
   const auto start = Clock::now();
   if (auto r = detail::initialize_chains(*backend, config, states); !r) return fail(r.error());
   if (auto r = warmup(*backend, config, group, states, result); !r) return fail(r.error());

@@ -16,6 +16,7 @@
 #include "sampler/philox.h"
 #include "sampler/thread_pool.h"
 #include "sampler_gpu/kernel_source.h"
+#include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/strformat.h"
 
@@ -173,6 +174,12 @@ struct GpuLeapfrogBackend::Impl {
   Result<void> advance_block(std::span<ChainState> states, const AdvanceRequest& request,
                              std::span<const uint32_t> steps, bool proposals, AdvanceOutput& out,
                              size_t out_first);
+  // Iterations per Program (advance() checked that one fits): stats and draws buffers stay
+  // within the device's storage-buffer range.
+  size_t iterations_per_program(size_t C, bool draws) const {
+    const uint64_t per_iter = C * real_bytes() * std::max<uint64_t>(kStatWords, draws ? d : 0);
+    return std::max<size_t>(1, max_buffer_bytes / std::max<uint64_t>(1, per_iter));
+  }
   // Iterations per dispatch: the option's, and on CPU devices within kCpuDeviceLoopBudget
   // (unsupported when not even one iteration fits).
   Result<size_t> iterations_per_dispatch(std::span<const uint32_t> steps) const {
@@ -385,7 +392,7 @@ Result<void> GpuLeapfrogBackend::advance(std::span<ChainState> states,
                 "one iteration of these chains exceeds the device's storage-buffer range",
                 vkn::format("{} bytes > {}", per_iter, m.max_buffer_bytes));
   }
-  const size_t block = std::max<size_t>(1, m.max_buffer_bytes / per_iter);
+  const size_t block = m.iterations_per_program(chains, request.keep_draws);
   for (size_t first = 0; first < iters; first += block) {
     const size_t n = std::min(block, iters - first);
     const bool proposals = request.keep_proposals && first + n == iters;
@@ -440,6 +447,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       hold ? buf(vkn::format("held.{}.stats", held.size())) : buf("stats");
   const std::string draws_name =
       hold && request.keep_draws ? buf(vkn::format("held.{}.draws", held.size())) : buf("draws");
+  const auto t_buffers = Clock::now();
   for (auto [what, bytes] : {std::pair<std::string, uint64_t>{buf("q"), state_bytes},
                              {buf("grad"), state_bytes},
                              {buf("metric"), state_bytes},
@@ -450,6 +458,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
                              {buf("proposals"), prop_bytes}}) {
     if (auto r = ensure(what, bytes); !r) return r;
   }
+  const auto t_program = Clock::now();
   Program p;
   p.upload(buf("q"), 0, q.take());
   p.upload(buf("grad"), 0, g.take());
@@ -531,9 +540,9 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
       return std::chrono::duration<double, std::milli>(b - a).count();
     };
     log(LogLevel::debug,
-        "sampler: {} iterations x {} chains: host before the Program {:.2f} ms, Program {:.2f} ms "
-        "(GPU wait {:.2f} ms), host after it {:.2f} ms",
-        iters, C, ms(t_start, t_exec), exec_ms, result->gpu_wait_ms,
+        "sampler: {} iterations x {} chains: host before the Program {:.2f} ms (of which registry "
+        "buffers {:.2f} ms), Program {:.2f} ms (GPU wait {:.2f} ms), host after it {:.2f} ms",
+        iters, C, ms(t_start, t_exec), ms(t_buffers, t_program), exec_ms, result->gpu_wait_ms,
         ms(t_exec, Clock::now()) - exec_ms);
   }
   return {};
@@ -551,8 +560,10 @@ Result<void> GpuLeapfrogBackend::collect(AdvanceOutput& out) {
       return fail(Errc::invalid_argument, "held blocks of different chain counts");
     }
   }
-  out.stats.assign(iters * chains, {});
-  out.draws.assign(draws ? iters * chains * m.d : 0, 0.0);
+  out.stats.clear();
+  out.draws.clear();
+  resize_with_huge_pages(out.stats, iters * chains);
+  resize_with_huge_pages(out.draws, draws ? iters * chains * m.d : 0);
   out.proposal_q.clear();
   out.proposal_velocity.clear();
   // One Program per held block: each block's buffers are within the per-buffer limit.
@@ -577,6 +588,25 @@ Result<void> GpuLeapfrogBackend::collect(AdvanceOutput& out) {
 }
 
 void GpuLeapfrogBackend::discard_held() { impl_->held.clear(); }
+
+Result<void> GpuLeapfrogBackend::reserve_held(size_t chains, size_t iterations, size_t calls, bool draws) {
+  Impl& m = *impl_;
+  if (chains == 0 || iterations == 0) return {};
+  // The held blocks those calls will write: each call split as advance() splits it.
+  const size_t block = m.iterations_per_program(chains, draws);
+  size_t k = 0;
+  for (size_t call = 0; call < calls; ++call) {
+    for (size_t first = 0; first < iterations; first += block, ++k) {
+      const size_t n = std::min(block, iterations - first);
+      if (auto r = m.ensure(m.buf(vkn::format("held.{}.stats", k)), n * kStatWords * chains * m.real_bytes()); !r)
+        return r;
+      if (!draws) continue;
+      if (auto r = m.ensure(m.buf(vkn::format("held.{}.draws", k)), n * m.d * chains * m.real_bytes()); !r)
+        return r;
+    }
+  }
+  return {};
+}
 
 Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest& r) {
   Impl& m = *impl_;

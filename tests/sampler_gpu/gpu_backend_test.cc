@@ -447,6 +447,35 @@ TEST_F(GpuBackendTest, HeldOutputIsWhatAdvanceWouldHaveReturned) {
   }
 }
 
+TEST_F(GpuBackendTest, ReservedHeldOutputIsAllocatedBeforeTheHeldCalls) {
+  // Two calls of 10 iterations of 8 chains under a 3-iteration buffer limit: 4 held blocks a
+  // call, 8 in all, each with its stats and draws buffer, there before any advance().
+  auto model = testing::must(make_normal(37, 0.5, 1.5));
+  auto o = options();
+  o.TEST_max_buffer_bytes = 37 * 4 * 8 * 3;
+  auto gpu = GpuLeapfrogBackend::create(*model, o);
+  ASSERT_TRUE(gpu.has_value());
+  auto held_buffers = [] {
+    auto list = list_buffers(options().call);
+    EXPECT_TRUE(list.has_value());
+    size_t n = 0;
+    for (const auto& e : list ? *list : std::vector<BufferEntryInfo>{}) n += e.name.find(".held.") != std::string::npos;
+    return n;
+  };
+  const size_t before = held_buffers();
+  ASSERT_TRUE((*gpu)->reserve_held(8, 10, 2, true).has_value());
+  EXPECT_EQ(held_buffers(), before + 16);
+  auto states = testing::chain_states(*model, 8, 0.1, 0.4);
+  const std::vector<uint32_t> steps(10, 4);
+  AdvanceRequest r{5, steps, 0.0, true, false};
+  r.hold_output = true;
+  AdvanceOutput out;
+  for (int call = 0; call < 2; ++call) ASSERT_TRUE((*gpu)->advance(states, r, out).has_value());
+  EXPECT_EQ(held_buffers(), before + 16);  // the calls used the reserved ones
+  ASSERT_TRUE((*gpu)->collect(out).has_value());
+  EXPECT_EQ(out.draws.size(), size_t{20} * 8 * 37);
+}
+
 TEST_F(GpuBackendTest, DispatchSizeDoesNotChangeTheDraws) {
   // 100 iterations of 8 steps over 100 data rows in dispatches of 16 iterations or of up to
   // 128: the same bits. On lavapipe, whose shaders stop counting loop iterations at 65535 (a

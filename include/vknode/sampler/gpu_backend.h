@@ -87,6 +87,7 @@ class GpuLeapfrogBackend final : public LeapfrogBackend {
   bool can_hold_output() const override { return true; }
   Result<void> collect(AdvanceOutput& out) override;
   void discard_held() override;
+  Result<void> reserve_held(size_t chains, size_t iterations, size_t calls, bool draws) override;
 
   const GpuBackendStats& stats() const;
   // The generated GLSL of the transition kernel (for docs, debugging and tests).

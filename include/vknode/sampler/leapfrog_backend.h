@@ -147,6 +147,13 @@ class LeapfrogBackend {
   }
   // Forgets held output (after a failure elsewhere).
   virtual void discard_held() {}
+  // Makes room now for the output of `calls` held advance() calls of `iterations` iterations
+  // of `chains` chains each (draws too when `draws`), so that the held calls do not allocate.
+  // A backend may ignore it; errors are the backend's allocation errors.
+  [[nodiscard]] virtual Result<void> reserve_held(size_t chains, size_t iterations, size_t calls, bool draws) {
+    (void)chains, (void)iterations, (void)calls, (void)draws;
+    return {};
+  }
 };
 
 // The CPU backend: chains split over a fixed pool of threads; each chain is advanced by one
