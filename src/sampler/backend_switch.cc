@@ -20,12 +20,16 @@ void append(AdvanceOutput& to, AdvanceOutput&& from) {
 
 }  // namespace
 
+void BackendSwitch::Checkpoint::prepare(size_t chains, size_t dimension) {
+  d = dimension;
+  q.resize(chains * d);
+  grad.resize(chains * d);
+  lp.resize(chains);
+  iteration.resize(chains);
+}
+
 void BackendSwitch::Checkpoint::save(const std::vector<ChainState>& states) {
-  d = states.empty() ? 0 : states[0].q.size();
-  q.resize(states.size() * d);
-  grad.resize(states.size() * d);
-  lp.resize(states.size());
-  iteration.resize(states.size());
+  prepare(states.size(), states.empty() ? 0 : states[0].q.size());
   for (size_t c = 0; c < states.size(); ++c) {
     std::copy(states[c].q.begin(), states[c].q.end(), q.begin() + c * d);
     std::copy(states[c].grad.begin(), states[c].grad.end(), grad.begin() + c * d);
@@ -136,8 +140,9 @@ Result<void> BackendSwitch::collect(std::vector<ChainState>& states, AdvanceOutp
   return {};
 }
 
-void BackendSwitch::reserve_held(size_t chains, size_t iterations, size_t calls, bool draws) {
+void BackendSwitch::reserve_held(size_t chains, size_t dimension, size_t iterations, size_t calls, bool draws) {
   if (!active_->can_hold_output()) return;
+  held_start_.prepare(chains, dimension);
   auto r = active_->reserve_held(chains, iterations, calls, draws);
   if (!r && !fall_back(r.error())) {
     vkn::log(LogLevel::debug, "sampler: no room reserved for held output ({})", r.error().to_string());

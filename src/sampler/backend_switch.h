@@ -32,7 +32,8 @@ class BackendSwitch {
   // LeapfrogBackend::reserve_held on the active backend when it holds output. A fallback error
   // switches to the CPU as for any call; other failures only mean that the held calls allocate
   // as they go (logged at debug level).
-  void reserve_held(size_t chains, size_t iterations, size_t calls, bool draws);
+  // Also sizes the copy of the states kept at the start of a held range.
+  void reserve_held(size_t chains, size_t dimension, size_t iterations, size_t calls, bool draws);
 
   std::string_view active_name() const { return active_->name(); }
   const std::string& fallback_reason() const { return fallback_reason_; }
@@ -44,6 +45,8 @@ class BackendSwitch {
     size_t d = 0;
     std::vector<double> q, grad, lp;
     std::vector<uint32_t> iteration;
+    // Sizes (and first-touches) the storage for `chains` chains of dimension `d`.
+    void prepare(size_t chains, size_t d);
     void save(const std::vector<ChainState>& states);
     void restore(std::vector<ChainState>& states) const;
   };

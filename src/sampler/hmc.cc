@@ -336,7 +336,7 @@ Result<SampleResult> sample(const Model& model, const SamplerConfig& config, Lea
   result.first_chain = config.first_chain;
   detail::ChainCollective group(config.group);
   // Device memory for the held draws is allocated with the result's host arrays, before the clocks.
-  backend->reserve_held(chains, std::min(config.block_size, config.draws), blocks_per_held_range(config, d), true);
+  backend->reserve_held(chains, d, std::min(config.block_size, config.draws), blocks_per_held_range(config, d), true);
   const auto start = Clock::now();
   if (auto r = detail::initialize_chains(*backend, config, states); !r) return fail(r.error());
   if (auto r = warmup(*backend, config, group, states, result); !r) return fail(r.error());

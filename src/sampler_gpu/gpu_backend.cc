@@ -136,6 +136,20 @@ struct GpuLeapfrogBackend::Impl {
   size_t real_bytes() const { return f64 ? 8 : 4; }
   // Index of coordinate i of chain c in a per-coordinate buffer of C chains.
   size_t at(size_t i, size_t c, size_t C) const { return chain_major ? c * d + i : i * C + c; }
+  // fn(i, c) for every coordinate of chains [c0, c1), in the order that walks a per-coordinate
+  // buffer sequentially.
+  template <typename Fn>
+  void visit_tile(size_t c0, size_t c1, Fn&& fn) const {
+    if (chain_major) {
+      for (size_t c = c0; c < c1; ++c) {
+        for (size_t i = 0; i < d; ++i) fn(i, c);
+      }
+      return;
+    }
+    for (size_t i = 0; i < d; ++i) {
+      for (size_t c = c0; c < c1; ++c) fn(i, c);
+    }
+  }
   std::string buf(std::string_view what) const { return prefix + std::string(what); }
 
   // The buffer exists with at least `bytes`. After an error the sizes are forgotten, so the
@@ -422,13 +436,11 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   const bool big = C * d >= (1u << 18);  // worth threads
   parallel_for(tiles, big, [&](size_t tile) {
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
-    for (size_t i = 0; i < d; ++i) {
-      for (size_t c = c0; c < c1; ++c) {
-        q.set(at(i, c, C), states[c].q[i]);
-        g.set(at(i, c, C), states[c].grad[i]);
-        metric.set(at(i, c, C), states[c].inv_metric[i]);
-      }
-    }
+    visit_tile(c0, c1, [&](size_t i, size_t c) {
+      q.set(at(i, c, C), states[c].q[i]);
+      g.set(at(i, c, C), states[c].grad[i]);
+      metric.set(at(i, c, C), states[c].inv_metric[i]);
+    });
   });
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
@@ -511,12 +523,10 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   }
   parallel_for(tiles, big, [&](size_t tile) {
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
-    for (size_t i = 0; i < d; ++i) {
-      for (size_t c = c0; c < c1; ++c) {
-        states[c].q[i] = real_at(dl[0], at(i, c, C), f64);
-        states[c].grad[i] = real_at(dl[1], at(i, c, C), f64);
-      }
-    }
+    visit_tile(c0, c1, [&](size_t i, size_t c) {
+      states[c].q[i] = real_at(dl[0], at(i, c, C), f64);
+      states[c].grad[i] = real_at(dl[1], at(i, c, C), f64);
+    });
   });
   for (size_t c = 0; c < C; ++c) {
     states[c].lp = real_at(dl[2], c, f64);

@@ -196,6 +196,7 @@ layout(push_constant) uniform Push {
 shared REAL vkn_red[VKN_T * VKN_CPW];
 
 REAL q[VKN_PER], p[VKN_PER], g[VKN_PER], m[VKN_PER];
+REAL em[VKN_PER];  // eps * m, per trajectory
 bool own[VKN_PER];
 REAL eps, half_eps;
 
@@ -221,7 +222,7 @@ REAL vkn_step(out REAL lp_share) {
   [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
     if (!own[k]) continue;
     p[k] += half_eps * g[k];
-    q[k] += eps * m[k] * p[k];
+    q[k] += em[k] * p[k];
     REAL d;
     l += vkn_iid_element(q[k], d);
     g[k] = d;
@@ -343,6 +344,7 @@ void main() {
     eps = eps0;
     if (pc.jitter > 0.0) eps *= REAL(1.0) + REAL(pc.jitter) * (REAL(2.0) * REAL(vkn_unit(ra.y)) - REAL(1.0));
     half_eps = REAL(0.5) * eps;
+    [[unroll]] for (int k = 0; k < VKN_PER; ++k) em[k] = eps * m[k];
     REAL h = h0, lp_share = REAL(0);
     uint n = 0u;
     bool divergent = false;
