@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "util/log.h"
 
@@ -28,13 +29,23 @@ void BackendSwitch::Checkpoint::prepare(size_t chains, size_t dimension) {
   iteration.resize(chains);
 }
 
-void BackendSwitch::Checkpoint::save(const std::vector<ChainState>& states) {
+void BackendSwitch::Checkpoint::save(const std::vector<ChainState>& states, ThreadPool* pool) {
   prepare(states.size(), states.empty() ? 0 : states[0].q.size());
-  for (size_t c = 0; c < states.size(); ++c) {
-    std::copy(states[c].q.begin(), states[c].q.end(), q.begin() + c * d);
-    std::copy(states[c].grad.begin(), states[c].grad.end(), grad.begin() + c * d);
-    lp[c] = states[c].lp;
-    iteration[c] = states[c].iteration;
+  constexpr size_t kChainsPerTask = 256;
+  auto copy = [&](size_t task) {
+    const size_t c1 = std::min(states.size(), (task + 1) * kChainsPerTask);
+    for (size_t c = task * kChainsPerTask; c < c1; ++c) {
+      std::copy(states[c].q.begin(), states[c].q.end(), q.begin() + c * d);
+      std::copy(states[c].grad.begin(), states[c].grad.end(), grad.begin() + c * d);
+      lp[c] = states[c].lp;
+      iteration[c] = states[c].iteration;
+    }
+  };
+  const size_t tasks = (states.size() + kChainsPerTask - 1) / kChainsPerTask;
+  if (pool != nullptr && tasks > 1) {
+    pool->parallel_for(tasks, copy);
+  } else {
+    for (size_t t = 0; t < tasks; ++t) copy(t);
   }
 }
 
@@ -80,7 +91,7 @@ Result<void> BackendSwitch::advance_held(std::vector<ChainState>& states, const 
   if (!active_->can_hold_output()) return run_on_cpu_and_keep(states, request);
   if (held_calls_.empty()) {  // the start of the held range
     const auto t0 = std::chrono::steady_clock::now();
-    held_start_.save(states);
+    held_start_.save(states, pool_.get());
     if (log_enabled(LogLevel::debug)) {
       vkn::log(LogLevel::debug, "sampler: states kept for the held range in {:.2f} ms",
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -143,6 +154,10 @@ Result<void> BackendSwitch::collect(std::vector<ChainState>& states, AdvanceOutp
 void BackendSwitch::reserve_held(size_t chains, size_t dimension, size_t iterations, size_t calls, bool draws) {
   if (!active_->can_hold_output()) return;
   held_start_.prepare(chains, dimension);
+  // Many chains: copying the held range's start on one core would take milliseconds.
+  if (chains * dimension >= (1u << 18) && std::thread::hardware_concurrency() >= 8 && pool_ == nullptr) {
+    if (auto p = ThreadPool::create(8); p) pool_ = std::move(*p);
+  }
   auto r = active_->reserve_held(chains, iterations, calls, draws);
   if (!r && !fall_back(r.error())) {
     vkn::log(LogLevel::debug, "sampler: no room reserved for held output ({})", r.error().to_string());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sampler/thread_pool.h"
 #include "vknode/sampler/leapfrog_backend.h"
 
 namespace vkn::sampler::detail {
@@ -47,7 +48,8 @@ class BackendSwitch {
     std::vector<uint32_t> iteration;
     // Sizes (and first-touches) the storage for `chains` chains of dimension `d`.
     void prepare(size_t chains, size_t d);
-    void save(const std::vector<ChainState>& states);
+    // Copies on `pool`'s threads when given.
+    void save(const std::vector<ChainState>& states, ThreadPool* pool);
     void restore(std::vector<ChainState>& states) const;
   };
   // A held call's request, with its own copy of the steps.
@@ -71,6 +73,7 @@ class BackendSwitch {
   std::string fallback_reason_;
   std::vector<ChainState> saved_;  // the states before the preferred backend's last call
   Checkpoint held_start_;             // the states before the first held call
+  std::unique_ptr<ThreadPool> pool_;  // copies held_start_ for many chains (from reserve_held)
   std::vector<HeldCall> held_calls_;  // calls whose output the preferred backend holds
   AdvanceOutput cpu_held_;            // output of held calls run on the CPU
 };

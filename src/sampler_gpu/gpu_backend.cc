@@ -116,6 +116,10 @@ struct GpuLeapfrogBackend::Impl {
     bool draws = false;
   };
   std::vector<HeldBlock> held;
+  // The inverse metrics last uploaded to the "metric" buffer ([chain][i]). While every chain's
+  // equals its copy here (sampling keeps the metric fixed), it is not converted and uploaded
+  // again. Empty when the buffer may not hold them.
+  std::vector<double> metric_on_device;
   // Threads for the host's conversions of large blocks, started at the first one.
   mutable std::unique_ptr<detail::ThreadPool> pool;
 
@@ -159,9 +163,26 @@ struct GpuLeapfrogBackend::Impl {
     auto it = sizes.find(buffer_name);
     if (it != sizes.end() && it->second >= bytes) return {};
     (void)target->delete_buffer(buffer_name);
+    if (buffer_name == buf("metric")) metric_on_device.clear();
     if (auto r = target->create_buffer(buffer_name, BufferSpec{bytes}); !r) return r;
     sizes[buffer_name] = bytes;
     return {};
+  }
+
+  // Converts and uploads every chain's inverse metric, and remembers it.
+  void upload_metric(std::span<const ChainState> states, Program& p) {
+    const size_t C = states.size();
+    RealArray metric(d * C, f64);
+    metric_on_device.resize(C * d);
+    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
+      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+      visit_tile(c0, c1, [&](size_t i, size_t c) {
+        metric.set(at(i, c, C), states[c].inv_metric[i]);
+        metric_on_device[c * d + i] = states[c].inv_metric[i];
+      });
+    });
+    p.upload(buf("metric"), 0, metric.take());
+    ++stats.metric_uploads;
   }
 
   std::vector<NamedBinding> data_bindings() const {
@@ -177,6 +198,7 @@ struct GpuLeapfrogBackend::Impl {
     if (!r) {
       sizes.clear();  // a device reset loses the buffers: re-create them, and the held output is gone
       held.clear();
+      metric_on_device.clear();
       return fail(r.error());
     }
     ++stats.programs;
@@ -429,18 +451,21 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   auto per_dispatch_or = iterations_per_dispatch(steps);
   if (!per_dispatch_or) return fail(per_dispatch_or.error());
   const size_t per_dispatch = *per_dispatch_or;
-  RealArray q(d * C, f64), g(d * C, f64), metric(d * C, f64), scalars(2 * C, f64);
+  RealArray q(d * C, f64), g(d * C, f64), scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
   // [chain][i] to [i][chain] in tiles of chains, so that both sides stay in cache.
   const size_t tiles = (C + kTransposeTile - 1) / kTransposeTile;
   const bool big = C * d >= (1u << 18);  // worth threads
+  std::atomic<bool> metric_changed = metric_on_device.size() != C * d;
   parallel_for(tiles, big, [&](size_t tile) {
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+    bool changed = metric_changed.load(std::memory_order_relaxed);
     visit_tile(c0, c1, [&](size_t i, size_t c) {
       q.set(at(i, c, C), states[c].q[i]);
       g.set(at(i, c, C), states[c].grad[i]);
-      metric.set(at(i, c, C), states[c].inv_metric[i]);
+      changed = changed || states[c].inv_metric[i] != metric_on_device[c * d + i];
     });
+    if (changed) metric_changed.store(true, std::memory_order_relaxed);
   });
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
@@ -474,7 +499,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   Program p;
   p.upload(buf("q"), 0, q.take());
   p.upload(buf("grad"), 0, g.take());
-  p.upload(buf("metric"), 0, metric.take());
+  // After ensure(): a re-created metric buffer has forgotten what was uploaded.
+  if (metric_changed.load() || metric_on_device.size() != C * d) upload_metric(states, p);
   p.upload(buf("scalars"), 0, scalars.take());
   p.upload(buf("counters"), 0, to_bytes(counters));
   p.barrier();

@@ -476,6 +476,37 @@ TEST_F(GpuBackendTest, ReservedHeldOutputIsAllocatedBeforeTheHeldCalls) {
   EXPECT_EQ(out.draws.size(), size_t{20} * 8 * 37);
 }
 
+TEST_F(GpuBackendTest, UnchangedMetricsAreNotUploadedAgainAndChangedOnesAre) {
+  // One backend advances the same states with metric A, A again, B, then A: each result must
+  // equal a fresh backend's for that metric, and only the calls after a change upload it.
+  auto model = testing::must(make_normal(37, 0.5, 1.5));
+  auto run = [&](GpuLeapfrogBackend& gpu, double metric_scale) {
+    auto states = testing::chain_states(*model, 8, 0.1, 0.4);
+    for (auto& s : states) {
+      for (size_t i = 0; i < s.inv_metric.size(); ++i) s.inv_metric[i] = metric_scale * (1.0 + 0.01 * i);
+    }
+    const std::vector<uint32_t> steps(3, 5);
+    AdvanceOutput out;
+    EXPECT_TRUE(gpu.advance(states, {9, steps, 0.0, true, false}, out).has_value());
+    return out.draws;
+  };
+  auto shared = backend(*model);
+  ASSERT_NE(shared, nullptr);
+  const auto a1 = run(*shared, 1.0);
+  const auto a2 = run(*shared, 1.0);
+  EXPECT_EQ(shared->stats().metric_uploads, 1u);
+  const auto b = run(*shared, 0.5);
+  EXPECT_EQ(shared->stats().metric_uploads, 2u);
+  const auto a3 = run(*shared, 1.0);
+  EXPECT_EQ(shared->stats().metric_uploads, 3u);
+  EXPECT_EQ(a1, a2);
+  EXPECT_EQ(a1, a3);
+  auto fresh = backend(*model);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(run(*fresh, 0.5), b);
+  EXPECT_NE(a1, b);
+}
+
 TEST_F(GpuBackendTest, DispatchSizeDoesNotChangeTheDraws) {
   // 100 iterations of 8 steps over 100 data rows in dispatches of 16 iterations or of up to
   // 128: the same bits. On lavapipe, whose shaders stop counting loop iterations at 65535 (a

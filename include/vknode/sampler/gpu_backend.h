@@ -66,6 +66,7 @@ struct GpuBackendStats {
   double compile_seconds = 0;  // shaderc (or cache read) at creation
   bool shader_from_cache = false;
   double gpu_wait_ms = 0;          // summed ProgramResult::gpu_wait_ms
+  uint64_t metric_uploads = 0;     // advance() calls that uploaded the inverse metrics
   std::string kernel = "generic";  // "generic", "separable", "separable/subgroup" or "logistic"
 };
 
