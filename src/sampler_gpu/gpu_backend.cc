@@ -116,10 +116,10 @@ struct GpuLeapfrogBackend::Impl {
     bool draws = false;
   };
   std::vector<HeldBlock> held;
-  // The inverse metrics last uploaded to the "metric" buffer ([chain][i]). While every chain's
-  // equals its copy here (sampling keeps the metric fixed), it is not converted and uploaded
-  // again. Empty when the buffer may not hold them.
-  std::vector<double> metric_on_device;
+  // What the device's "q", "grad" and "metric" buffers hold, as the host has it ([chain][i]):
+  // positions and gradients as last downloaded, inverse metrics as last uploaded (see
+  // compare_with_device). Empty when a buffer may not hold them.
+  std::vector<double> q_on_device, grad_on_device, metric_on_device;
   // Threads for the host's conversions of large blocks, started at the first one.
   mutable std::unique_ptr<detail::ThreadPool> pool;
 
@@ -164,9 +164,53 @@ struct GpuLeapfrogBackend::Impl {
     if (it != sizes.end() && it->second >= bytes) return {};
     (void)target->delete_buffer(buffer_name);
     if (buffer_name == buf("metric")) metric_on_device.clear();
+    if (buffer_name == buf("q")) q_on_device.clear();
+    if (buffer_name == buf("grad")) grad_on_device.clear();
     if (auto r = target->create_buffer(buffer_name, BufferSpec{bytes}); !r) return r;
     sizes[buffer_name] = bytes;
     return {};
+  }
+
+  // Which of the device's copies differ from the states: positions and gradients go up only
+  // when the host changed them since they came down (a run's consecutive calls do not), the
+  // inverse metrics only when they changed since they went up. NaN counts as changed.
+  struct Changes {
+    bool state = false, metric = false;
+  };
+  Changes compare_with_device(std::span<const ChainState> states) const {
+    const size_t C = states.size();
+    std::atomic<bool> state = q_on_device.size() != C * d || grad_on_device.size() != C * d;
+    std::atomic<bool> metric = metric_on_device.size() != C * d;
+    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
+      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+      bool sc = state.load(std::memory_order_relaxed), mc = metric.load(std::memory_order_relaxed);
+      for (size_t c = c0; c < c1 && !(sc && mc); ++c) {
+        const ChainState& s = states[c];
+        sc = sc || !std::equal(s.q.begin(), s.q.end(), q_on_device.begin() + c * d) ||
+             !std::equal(s.grad.begin(), s.grad.end(), grad_on_device.begin() + c * d);
+        mc = mc || !std::equal(s.inv_metric.begin(), s.inv_metric.end(), metric_on_device.begin() + c * d);
+      }
+      if (sc) state.store(true, std::memory_order_relaxed);
+      if (mc) metric.store(true, std::memory_order_relaxed);
+    });
+    return {state.load(), metric.load()};
+  }
+
+  // Converts and uploads every chain's position and gradient ([chain][i] to the kernel's layout,
+  // in tiles of chains so that both sides stay in cache).
+  void upload_state(std::span<const ChainState> states, Program& p) {
+    const size_t C = states.size();
+    RealArray q(d * C, f64), g(d * C, f64);
+    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
+      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+      visit_tile(c0, c1, [&](size_t i, size_t c) {
+        q.set(at(i, c, C), states[c].q[i]);
+        g.set(at(i, c, C), states[c].grad[i]);
+      });
+    });
+    p.upload(buf("q"), 0, q.take());
+    p.upload(buf("grad"), 0, g.take());
+    ++stats.state_uploads;
   }
 
   // Converts and uploads every chain's inverse metric, and remembers it.
@@ -199,6 +243,8 @@ struct GpuLeapfrogBackend::Impl {
       sizes.clear();  // a device reset loses the buffers: re-create them, and the held output is gone
       held.clear();
       metric_on_device.clear();
+      q_on_device.clear();
+      grad_on_device.clear();
       return fail(r.error());
     }
     ++stats.programs;
@@ -451,22 +497,11 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   auto per_dispatch_or = iterations_per_dispatch(steps);
   if (!per_dispatch_or) return fail(per_dispatch_or.error());
   const size_t per_dispatch = *per_dispatch_or;
-  RealArray q(d * C, f64), g(d * C, f64), scalars(2 * C, f64);
+  RealArray scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
-  // [chain][i] to [i][chain] in tiles of chains, so that both sides stay in cache.
   const size_t tiles = (C + kTransposeTile - 1) / kTransposeTile;
   const bool big = C * d >= (1u << 18);  // worth threads
-  std::atomic<bool> metric_changed = metric_on_device.size() != C * d;
-  parallel_for(tiles, big, [&](size_t tile) {
-    const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
-    bool changed = metric_changed.load(std::memory_order_relaxed);
-    visit_tile(c0, c1, [&](size_t i, size_t c) {
-      q.set(at(i, c, C), states[c].q[i]);
-      g.set(at(i, c, C), states[c].grad[i]);
-      changed = changed || states[c].inv_metric[i] != metric_on_device[c * d + i];
-    });
-    if (changed) metric_changed.store(true, std::memory_order_relaxed);
-  });
+  const Changes changes = compare_with_device(states);
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
     scalars.set(c, s.lp);
@@ -497,10 +532,9 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   }
   const auto t_program = Clock::now();
   Program p;
-  p.upload(buf("q"), 0, q.take());
-  p.upload(buf("grad"), 0, g.take());
-  // After ensure(): a re-created metric buffer has forgotten what was uploaded.
-  if (metric_changed.load() || metric_on_device.size() != C * d) upload_metric(states, p);
+  // After ensure(): a re-created buffer has forgotten what it held.
+  if (changes.state || q_on_device.size() != C * d || grad_on_device.size() != C * d) upload_state(states, p);
+  if (changes.metric || metric_on_device.size() != C * d) upload_metric(states, p);
   p.upload(buf("scalars"), 0, scalars.take());
   p.upload(buf("counters"), 0, to_bytes(counters));
   p.barrier();
@@ -542,6 +576,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   if (!result) return fail(result.error());
   const double exec_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_exec).count();
   const auto& dl = result->downloads;
+  q_on_device.resize(C * d);
+  grad_on_device.resize(C * d);
   if (hold) {
     held.push_back({C, iters, request.keep_draws});
   } else if (request.keep_draws) {
@@ -550,8 +586,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   parallel_for(tiles, big, [&](size_t tile) {
     const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
     visit_tile(c0, c1, [&](size_t i, size_t c) {
-      states[c].q[i] = real_at(dl[0], at(i, c, C), f64);
-      states[c].grad[i] = real_at(dl[1], at(i, c, C), f64);
+      states[c].q[i] = q_on_device[c * d + i] = real_at(dl[0], at(i, c, C), f64);
+      states[c].grad[i] = grad_on_device[c * d + i] = real_at(dl[1], at(i, c, C), f64);
     });
   });
   for (size_t c = 0; c < C; ++c) {

@@ -507,6 +507,32 @@ TEST_F(GpuBackendTest, UnchangedMetricsAreNotUploadedAgainAndChangedOnesAre) {
   EXPECT_NE(a1, b);
 }
 
+TEST_F(GpuBackendTest, StatesGoUpOnlyWhenTheHostChangedThem) {
+  // Calls that continue from where the last one left the states upload no positions or
+  // gradients; after the host moves one chain, the next call uploads and computes exactly what
+  // a fresh backend computes from the moved states.
+  auto model = testing::must(make_normal(37, 0.5, 1.5));
+  auto gpu = backend(*model);
+  ASSERT_NE(gpu, nullptr);
+  auto states = testing::chain_states(*model, 8, 0.1, 0.4);
+  const std::vector<uint32_t> steps(3, 5);
+  AdvanceOutput out;
+  ASSERT_TRUE(gpu->advance(states, {9, steps, 0.0, true, false}, out).has_value());
+  ASSERT_TRUE(gpu->advance(states, {9, steps, 0.0, true, false}, out).has_value());
+  EXPECT_EQ(gpu->stats().state_uploads, 1u);
+  states[3].q[5] += 0.25;
+  states[3].lp = model->log_density(states[3].q, states[3].grad);
+  auto moved = states;
+  ASSERT_TRUE(gpu->advance(states, {9, steps, 0.0, true, false}, out).has_value());
+  EXPECT_EQ(gpu->stats().state_uploads, 2u);
+  auto fresh = backend(*model);
+  ASSERT_NE(fresh, nullptr);
+  AdvanceOutput expected;
+  ASSERT_TRUE(fresh->advance(moved, {9, steps, 0.0, true, false}, expected).has_value());
+  EXPECT_EQ(out.draws, expected.draws);
+  for (size_t c = 0; c < states.size(); ++c) EXPECT_EQ(states[c].q, moved[c].q) << c;
+}
+
 TEST_F(GpuBackendTest, DispatchSizeDoesNotChangeTheDraws) {
   // 100 iterations of 8 steps over 100 data rows in dispatches of 16 iterations or of up to
   // 128: the same bits. On lavapipe, whose shaders stop counting loop iterations at 65535 (a

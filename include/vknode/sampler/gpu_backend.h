@@ -66,7 +66,9 @@ struct GpuBackendStats {
   double compile_seconds = 0;  // shaderc (or cache read) at creation
   bool shader_from_cache = false;
   double gpu_wait_ms = 0;          // summed ProgramResult::gpu_wait_ms
-  uint64_t metric_uploads = 0;     // advance() calls that uploaded the inverse metrics
+  // advance() calls that uploaded positions and gradients (not when the host's states are as
+  // the last call left them) and inverse metrics (only when they changed).
+  uint64_t state_uploads = 0, metric_uploads = 0;
   std::string kernel = "generic";  // "generic", "separable", "separable/subgroup" or "logistic"
 };
 
