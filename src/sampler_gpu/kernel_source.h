@@ -79,11 +79,14 @@ std::string glsl_with_real(std::string_view text, Precision precision);
 // constant c0 and precision inv_var): a workgroup holds `chains_per_group` chains x `slices`
 // row slices; invocation (slice s, chain) keeps the chain's whole state in registers (the
 // slices of a chain repeat the cheap O(d) updates) and sums the log likelihood and gradient
-// over rows s, s + S, s + 2S, ...; one shared-memory reduction over the slices per leapfrog
-// step. The chains of a workgroup read the same X row at the same time (one L1 line serves
+// over rows s, s + S, s + 2S, ..., `rows` at a time, each row loaded once (16-byte loads when
+// d % 4 == 0) for eta and the gradient, with one division for the logistic and log1p; one
+// shared-memory reduction over the slices per leapfrog step. The chains of a workgroup read the same X row at the same time (one L1 line serves
 // them all), and the slices multiply the parallelism of 1024 chains by S.
 struct LogisticLayout {
   uint32_t chains_per_group = 8, slices = 1;
+  uint32_t slots = 1;  // shared partial sums: slices beyond them add into them in turn
+  uint32_t rows = 1;   // rows an invocation works on at once (independent chains of FMAs)
   size_t shared_bytes = 0;
 };
 struct LogisticConstants {

@@ -23,35 +23,68 @@ layout(push_constant) uniform Push {
 
 const uint VKN_WG = VKN_CW * VKN_S;
 const uint VKN_D1 = uint(VKN_DIM) + 1u;  // gradient and the log likelihood
-shared REAL vkn_part[VKN_S * VKN_D1 * VKN_CW];
+// VKN_P slots of partial sums: slices s, s + P, s + 2P, ... add into slot s in turn.
+shared REAL vkn_part[VKN_P * VKN_D1 * VKN_CW];
 // The chain's state at the start of the iteration, for a rejection (slice 0 writes it; reading
 // it back from the state buffer would need buffer coherence between invocations).
 shared REAL vkn_q0[VKN_DIM * VKN_CW];
 shared REAL vkn_g0[VKN_DIM * VKN_CW];
+
+// Row n's log likelihood (added to ll) and gradient (added to grad) at q.
+void vkn_add_row(uint n, in REAL q[VKN_DIM], inout REAL grad[VKN_DIM], inout REAL ll) {
+  // The row once into registers (16-byte loads where rows are), for eta and the gradient.
+  REAL xr[VKN_DIM];
+#ifdef VKN_X4
+  [[unroll]] for (int k = 0; k < VKN_DIM / 4; ++k) {
+    const vec4 v = vkn_X4[n * uint(VKN_DIM / 4) + uint(k)];
+    xr[4 * k] = REAL(v.x);
+    xr[4 * k + 1] = REAL(v.y);
+    xr[4 * k + 2] = REAL(v.z);
+    xr[4 * k + 3] = REAL(v.w);
+  }
+#else
+  [[unroll]] for (int j = 0; j < VKN_DIM; ++j) xr[j] = REAL(vkn_X[n * uint(VKN_DIM) + uint(j)]);
+#endif
+  REAL e4[4] = REAL[4](REAL(0), REAL(0), REAL(0), REAL(0));  // four chains of FMAs, not one
+  [[unroll]] for (int j = 0; j < VKN_DIM; ++j) e4[j % 4] += xr[j] * q[j];
+  const REAL eta = (e4[0] + e4[1]) + (e4[2] + e4[3]);
+  const REAL e = vkn_exp(-abs(eta));
+  const REAL yn = REAL(vkn_y[n]);
+  // One division for both: log1p(e) = log(u) corrected for the rounding of u = 1 + e, and the
+  // logistic of eta is 1 / u or e / u.
+  const REAL u = REAL(1) + e;
+  const REAL inv = REAL(1) / u;
+  ll += yn * eta - (max(eta, REAL(0)) + (vkn_log(u) - ((u - REAL(1)) - e) * inv));
+  const REAL r = yn - (eta >= REAL(0) ? inv : e * inv);
+  [[unroll]] for (int j = 0; j < VKN_DIM; ++j) grad[j] += r * xr[j];
+}
 
 // Log likelihood (returned) and gradient (grad) at q of rows slice, slice + S, ..., summed over
 // all slices of the chain; every invocation of the chain gets the totals.
 REAL vkn_likelihood(in REAL q[VKN_DIM], out REAL grad[VKN_DIM], uint slice, uint lane, uint lid) {
   REAL ll = REAL(0);
   for (int j = 0; j < VKN_DIM; ++j) grad[j] = REAL(0);
-  for (uint n = slice; n < uint(VKN_N); n += VKN_S) {
-    const uint row = n * uint(VKN_DIM);
-    REAL e4[4] = REAL[4](REAL(0), REAL(0), REAL(0), REAL(0));  // four chains of FMAs, not one
-    for (int j = 0; j < VKN_DIM; ++j) e4[j % 4] += REAL(vkn_X[row + uint(j)]) * q[j];
-    const REAL eta = (e4[0] + e4[1]) + (e4[2] + e4[3]);
-    const REAL e = vkn_exp(-abs(eta));
-    const REAL yn = REAL(vkn_y[n]);
-    ll += yn * eta - (max(eta, REAL(0)) + vkn_log1p(e));
-    const REAL r = yn - (eta >= REAL(0) ? REAL(1) / (REAL(1) + e) : e / (REAL(1) + e));
-    for (int j = 0; j < VKN_DIM; ++j) grad[j] += r * REAL(vkn_X[row + uint(j)]);
+  uint n = slice;
+  // VKN_ROWS rows at a time: independent chains of loads and FMAs in flight.
+  for (; n + (VKN_ROWS - 1u) * VKN_S < uint(VKN_N); n += VKN_ROWS * VKN_S) {
+    [[unroll]] for (uint k = 0u; k < VKN_ROWS; ++k) vkn_add_row(n + k * VKN_S, q, grad, ll);
   }
-  const uint mine = slice * VKN_D1 * VKN_CW + lane;
-  for (int j = 0; j < VKN_DIM; ++j) vkn_part[mine + uint(j) * VKN_CW] = grad[j];
-  vkn_part[mine + uint(VKN_DIM) * VKN_CW] = ll;
-  barrier();
-  for (uint o = lid; o < VKN_D1 * VKN_CW; o += VKN_WG) {  // o = j * CW + lane: sum the slices
+  for (; n < uint(VKN_N); n += VKN_S) vkn_add_row(n, q, grad, ll);
+  const uint mine = (slice % VKN_P) * VKN_D1 * VKN_CW + lane;
+  for (uint round = 0u; round < VKN_S / VKN_P; ++round) {
+    if (slice / VKN_P == round) {
+      for (int j = 0; j < VKN_DIM; ++j) {
+        const uint at = mine + uint(j) * VKN_CW;
+        vkn_part[at] = round == 0u ? grad[j] : vkn_part[at] + grad[j];
+      }
+      const uint at = mine + uint(VKN_DIM) * VKN_CW;
+      vkn_part[at] = round == 0u ? ll : vkn_part[at] + ll;
+    }
+    barrier();
+  }
+  for (uint o = lid; o < VKN_D1 * VKN_CW; o += VKN_WG) {  // o = j * CW + lane: sum the slots
     REAL sum = REAL(0);
-    for (uint s = 0u; s < VKN_S; ++s) sum += vkn_part[s * VKN_D1 * VKN_CW + o];
+    for (uint s = 0u; s < VKN_P; ++s) sum += vkn_part[s * VKN_D1 * VKN_CW + o];
     vkn_part[o] = sum;
   }
   barrier();
@@ -230,25 +263,38 @@ LogisticLayout logistic_layout(size_t d, Precision precision, size_t shared_limi
   const size_t rb = precision == Precision::f64 ? 8 : 4;
   const size_t per_slice = (d + 1) * l.chains_per_group * rb;
   const size_t saved = 2 * d * l.chains_per_group * rb;  // vkn_q0, vkn_g0
-  uint32_t s = 1;
-  while (s < 32 && saved + (2 * s) * per_slice <= shared_limit &&
-         2 * s * l.chains_per_group <= max_invocations) {
+  // Measured on the H200 for B (N = 10000, d = 32, 1024 chains; kernel only): 32 slices x 1
+  // row 63.9 ms, 32 x 4 rows 46.8 ms, 64 x 4 rows 39.4 ms, 128 slices 251-287 ms (registers
+  // spill at 1024 invocations). Up to d = 32 a chain's state still fits the registers of 512
+  // invocations; beyond, 32 slices and 2 rows.
+  uint32_t s = 1, slots = 1;
+  const uint32_t max_slices = d <= 32 ? 64 : 32;
+  l.rows = d <= 32 ? 4 : 2;
+  while (s < max_slices && 2 * s * l.chains_per_group <= max_invocations) {
+    if (saved + (2 * slots) * per_slice <= shared_limit) slots *= 2;
     s *= 2;
   }
-  l.slices = s >= 2 ? s : 0;
-  l.shared_bytes = saved + s * per_slice;
+  l.slices = s >= 2 && slots >= 2 ? s : 0;
+  l.slots = slots;
+  l.shared_bytes = saved + slots * per_slice;
   return l;
 }
 
 std::string logistic_transition_source(const Model& model, Precision p, const LogisticLayout& l,
                                        const LogisticConstants& k) {
   const std::string real = p == Precision::f64 ? "double" : "float";
-  std::string s = "#version 450\n";
+  std::string s = "#version 450\n#extension GL_EXT_control_flow_attributes : require\n";
   s += vkn::format("layout(local_size_x = {}) in;\n", l.chains_per_group * l.slices);
   s += model.glsl({p});
+  // X again as 16-byte elements (the same binding) when rows are whole multiples of them.
+  const size_t d = model.dimension();
+  if (d % 4 == 0) {
+    s += vkn::format("#define VKN_X4 1\nlayout(std430, set = 0, binding = {}) readonly buffer BX4 {{ vec4 vkn_X4[]; }};\n",
+                     kDataBindingBase);
+  }
   s += philox_glsl();
-  s += vkn::format("const uint VKN_CW = {}u;\nconst uint VKN_S = {}u;\n", l.chains_per_group,
-                   l.slices);
+  s += vkn::format("const uint VKN_CW = {}u;\nconst uint VKN_S = {}u;\nconst uint VKN_P = {}u;\nconst uint VKN_ROWS = {}u;\n",
+                   l.chains_per_group, l.slices, l.slots, l.rows);
   s += vkn::format("const {} VKN_C0 = {};\nconst {} VKN_INV_VAR = {};\n", real,
                    glsl_literal(k.c0, p), real, glsl_literal(k.inv_var, p));
   s += transition_buffers(p);
