@@ -17,6 +17,7 @@
 
 #include "sampler/philox.h"
 #include "sampler/test_models.h"
+#include "sampler_gpu/kernel_source.h"
 #include "sampler_gpu/node_suite.h"
 #include "util/strformat.h"
 #include "vknode/gpu/device.h"
@@ -221,6 +222,24 @@ TEST_F(GpuBackendTest, LogisticKernelUsesTheCpuRandomStreams) {
     expect_transition_matches_cpu(*testing::must(make_logistic_regression(5, data.x, data.y)),
                                   options(Precision::f64), "logistic", 0.05);
   }
+}
+
+TEST(LogisticLayoutTest, SlicesOutgrowTheSharedSlotsAndFollowTheDimension) {
+  // d = 32 in 48 KiB: 64 slices of 8 chains (512 invocations) adding into 32 slots of 33 x 8
+  // partial sums, 4 rows at a time; fewer invocations allowed: fewer slices; d = 64: at most
+  // 32 slices and 2 rows; too little memory for 2 slots: no layout (the generic kernel).
+  const auto a = detail::logistic_layout(32, Precision::f32, 48640, 1024);
+  EXPECT_EQ(a.slices, 64u);
+  EXPECT_EQ(a.slots, 32u);
+  EXPECT_EQ(a.rows, 4u);
+  EXPECT_LE(a.shared_bytes, 48640u);
+  EXPECT_EQ(detail::logistic_layout(32, Precision::f32, 48640, 256).slices, 32u);
+  const auto b = detail::logistic_layout(64, Precision::f32, 48640, 1024);
+  EXPECT_EQ(b.slices, 32u);
+  EXPECT_EQ(b.rows, 2u);
+  EXPECT_LE(b.slots, b.slices);
+  EXPECT_LE(b.shared_bytes, 48640u);
+  EXPECT_EQ(detail::logistic_layout(32, Precision::f32, 2048 + 1056, 1024).slices, 0u);
 }
 
 TEST_F(GpuBackendTest, LogisticPosteriorMatchesACpuRun) {
