@@ -108,11 +108,7 @@ void main() {
         pv[uint(VKN_DIM + i) * C + c] = m[i] * p[i];
       }
     }
-    REAL accept = REAL(0);
-    if (!divergent) {
-      accept = min(REAL(1), vkn_exp(h0 - h));
-      if (isnan(accept)) accept = REAL(0);
-    }
+    const REAL accept = vkn_accept_stat(divergent, h0, h);
     const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
     if (accepted) {
       lp = lp1;
@@ -126,13 +122,7 @@ void main() {
         g[i] = gv[uint(i) * C + c];
       }
     }
-    const uint st = t * 6u * C + c;
-    stv[st] = lp;
-    stv[st + C] = eps;
-    stv[st + 2u * C] = accept;
-    stv[st + 3u * C] = accepted ? h : h0;
-    stv[st + 4u * C] = REAL(n);
-    stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+    vkn_write_stats(t, c, C, lp, eps, accept, accepted ? h : h0, n, divergent, accepted);
     if (pc.keep_draws != 0u) {
       for (int i = 0; i < VKN_DIM; ++i) dv[(t * uint(VKN_DIM) + uint(i)) * C + c] = q[i];
     }
@@ -367,11 +357,7 @@ void main() {
         }
       }
     }
-    REAL accept = REAL(0);
-    if (!divergent) {
-      accept = min(REAL(1), vkn_exp(h0 - h));
-      if (isnan(accept)) accept = REAL(0);
-    }
+    const REAL accept = vkn_accept_stat(divergent, h0, h);
     const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
     if (accepted) lp = lp1;
     [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
@@ -383,13 +369,7 @@ void main() {
       if (own[k] && pc.keep_draws != 0u) dv[(t * C + c) * uint(VKN_DIM) + i] = q[k];
     }
     if (live && tid == 0u) {
-      const uint st = t * 6u * C + c;
-      stv[st] = lp;
-      stv[st + C] = eps;
-      stv[st + 2u * C] = accept;
-      stv[st + 3u * C] = accepted ? h : h0;
-      stv[st + 4u * C] = REAL(n);
-      stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+      vkn_write_stats(t, c, C, lp, eps, accept, accepted ? h : h0, n, divergent, accepted);
     }
   }
   [[unroll]] for (int k = 0; k < VKN_PER; ++k) {
@@ -400,6 +380,25 @@ void main() {
     }
   }
   if (live && tid == 0u) sv[c] = lp;
+}
+)";
+
+// Shared by every transition kernel, after its buffers (leapfrog_backend.h, steps 4 and 5).
+constexpr std::string_view kTransitionHelpers = R"(
+REAL vkn_accept_stat(bool divergent, REAL h0, REAL h) {
+  if (divergent) return REAL(0);
+  const REAL a = min(REAL(1), vkn_exp(h0 - h));
+  return isnan(a) ? REAL(0) : a;  // a NaN energy accepts nothing
+}
+void vkn_write_stats(uint t, uint c, uint C, REAL lp, REAL eps, REAL accept, REAL energy, uint n,
+                     bool divergent, bool accepted) {
+  const uint st = t * 6u * C + c;
+  stv[st] = lp;
+  stv[st + C] = eps;
+  stv[st + 2u * C] = accept;
+  stv[st + 3u * C] = energy;
+  stv[st + 4u * C] = REAL(n);
+  stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
 }
 )";
 
@@ -433,6 +432,7 @@ std::string transition_buffers(Precision p) {
   s += buffer(kBindStats, "writeonly", real, "stv");
   s += buffer(kBindDraws, "writeonly", real, "dv");
   s += buffer(kBindProposals, "writeonly", real, "pv");
+  s += glsl_with_real(kTransitionHelpers, p);
   return s;
 }
 

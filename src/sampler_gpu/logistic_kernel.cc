@@ -165,11 +165,7 @@ void main() {
         pv[uint(VKN_DIM + i) * C + c] = m[i] * p[i];
       }
     }
-    REAL accept = REAL(0);
-    if (!divergent) {
-      accept = min(REAL(1), vkn_exp(h0 - h));
-      if (isnan(accept)) accept = REAL(0);
-    }
+    const REAL accept = vkn_accept_stat(divergent, h0, h);
     const bool accepted = !divergent && REAL(vkn_unit(ra.x)) < accept;
     if (accepted) {
       lp = lp1;
@@ -191,13 +187,7 @@ void main() {
       if (pc.keep_draws != 0u) {
         for (int i = 0; i < VKN_DIM; ++i) dv[(t * uint(VKN_DIM) + uint(i)) * C + c] = q[i];
       }
-      const uint st = t * 6u * C + c;
-      stv[st] = lp;
-      stv[st + C] = eps;
-      stv[st + 2u * C] = accept;
-      stv[st + 3u * C] = accepted ? h : h0;
-      stv[st + 4u * C] = REAL(n);
-      stv[st + 5u * C] = REAL((divergent ? 1u : 0u) + (accepted ? 2u : 0u));
+      vkn_write_stats(t, c, C, lp, eps, accept, accepted ? h : h0, n, divergent, accepted);
     }
   }
   if (writer) sv[c] = lp;
