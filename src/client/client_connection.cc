@@ -99,50 +99,27 @@ bool ClientConnection::forget_locked(uint64_t id) {
 }
 
 Result<ClientConnection::ReadOutcome> ClientConnection::read_frame(protocol::IncomingFrame* out) {
-  for (;;) {
-    std::span<std::byte> into =
-        header_ ? std::span(payload_).subspan(payload_got_)
-                : std::span<std::byte>(header_bytes_).subspan(header_got_);
-    if (!into.empty()) {
-      auto got = protocol::recv_some(fd_.get(), into, fds_);
-      if (!got) return fail(got.error());
-      if (got->would_block) return ReadOutcome::would_block;
-      if (got->eof) return fail(Errc::node_dead, "the daemon closed the connection");
-      (header_ ? payload_got_ : header_got_) += got->bytes;
+  protocol::FrameAssembler::Frame whole;
+  auto got = incoming_.read(fd_.get(), &whole);
+  if (!got) {
+    if (got.error().kind == protocol::FrameAssembler::Failure::Kind::wrong_direction) {
+      return fail(Errc::node_dead, "the daemon sent a request frame");
     }
-    if (!header_) {
-      if (header_got_ < protocol::kHeaderSize) continue;
-      auto h = protocol::decode_header(header_bytes_);
-      if (!h) return fail(h.error());
-      if (!h->is_reply()) return fail(Errc::node_dead, "the daemon sent a request frame");
-      header_ = *h;
-      payload_.resize(h->payload_size);
-      payload_got_ = 0;
-    }
-    if (payload_got_ < header_->payload_size) continue;
-
-    protocol::IncomingFrame frame;
-    frame.header = *header_;
-    frame.payload = std::move(payload_);
-    std::vector<protocol::UniqueFd> fds = std::move(fds_);
-    header_.reset();
-    header_got_ = 0;
-    payload_ = {};
-    payload_got_ = 0;
-    fds_.clear();
-    const size_t expected = frame.header.has_attachment() ? 1 : 0;
-    if (fds.size() != expected) {
-      return fail(Errc::protocol_error, "frame descriptors do not match its flags",
-                  vkn::format("{} received, {} expected", fds.size(), expected));
-    }
-    if (expected == 1) {
-      auto memory = protocol::SharedMemory::adopt(std::move(fds[0]), hello_.max_attachment);
-      if (!memory) return fail(memory.error());
-      frame.attachment.emplace(std::move(*memory));
-    }
-    *out = std::move(frame);
-    return ReadOutcome::frame;
+    return fail(got.error().error);
   }
+  if (*got == protocol::FrameAssembler::Progress::would_block) return ReadOutcome::would_block;
+  if (*got == protocol::FrameAssembler::Progress::eof) return fail(Errc::node_dead, "the daemon closed the connection");
+  if (auto r = protocol::check_descriptors(whole.header, whole.fds.size()); !r) return fail(r.error());
+  protocol::IncomingFrame frame;
+  frame.header = whole.header;
+  frame.payload = std::move(whole.payload);
+  if (!whole.fds.empty()) {
+    auto memory = protocol::SharedMemory::adopt(std::move(whole.fds[0]), hello_.max_attachment);
+    if (!memory) return fail(memory.error());
+    frame.attachment.emplace(std::move(*memory));
+  }
+  *out = std::move(frame);
+  return ReadOutcome::frame;
 }
 
 Result<bool> ClientConnection::wait_readable(std::optional<Clock::time_point> deadline) {

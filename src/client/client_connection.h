@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/frame_assembler.h"
 #include "protocol/frame_io.h"
 #include "protocol/unique_fd.h"
 #include "vknode/error.h"
@@ -94,13 +95,8 @@ class ClientConnection {
   std::optional<Error> dead_;
   bool reading_ = false;  // a call reads the socket now
 
-  // The partial incoming frame: only the call that set reading_ touches these.
-  protocol::HeaderBytes header_bytes_{};
-  size_t header_got_ = 0;
-  std::optional<protocol::FrameHeader> header_;
-  std::vector<std::byte> payload_;
-  size_t payload_got_ = 0;
-  std::vector<protocol::UniqueFd> fds_;
+  // The partial incoming frame: only the call that set reading_ touches it.
+  protocol::FrameAssembler incoming_{/*replies=*/true};
 
   std::mutex send_mu_;  // one frame at a time on the socket
 };

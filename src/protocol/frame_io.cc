@@ -169,6 +169,13 @@ Result<void> recv_exact(int sock, std::span<std::byte> into, std::vector<UniqueF
 
 }  // namespace
 
+Result<void> check_descriptors(const FrameHeader& header, size_t descriptors) {
+  const size_t expected = header.has_attachment() ? 1 : 0;
+  if (descriptors == expected) return {};
+  return fail(Errc::protocol_error, "frame descriptors do not match its flags",
+              vkn::format("{} received, {} expected", descriptors, expected));
+}
+
 Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment,
                                  std::optional<std::chrono::milliseconds> timeout) {
   const int timeout_ms = timeout ? static_cast<int>(timeout->count()) : -1;
@@ -181,12 +188,8 @@ Result<IncomingFrame> recv_frame(int sock, uint64_t max_attachment,
   frame.header = *header;
   frame.payload.resize(header->payload_size);
   if (auto r = recv_exact(sock, frame.payload, fds, timeout_ms); !r) return fail(r.error());
-  const size_t expected = header->has_attachment() ? 1 : 0;
-  if (fds.size() != expected) {
-    return fail(Errc::protocol_error, "frame descriptors do not match its flags",
-                vkn::format("{} received, {} expected", fds.size(), expected));
-  }
-  if (expected == 1) {
+  if (auto r = check_descriptors(*header, fds.size()); !r) return fail(r.error());
+  if (!fds.empty()) {
     auto memory = SharedMemory::adopt(std::move(fds[0]), max_attachment);
     if (!memory) return fail(memory.error());
     frame.attachment.emplace(std::move(*memory));

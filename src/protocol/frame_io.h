@@ -69,6 +69,10 @@ inline constexpr int kMaxFdsPerRecv = 4;
 [[nodiscard]] Result<RecvOutcome> recv_some(int sock, std::span<std::byte> into,
                                             std::vector<UniqueFd>& fds);
 
+// A whole frame's descriptors against its header: one when it has an attachment, else none.
+// Errors: protocol_error.
+[[nodiscard]] Result<void> check_descriptors(const FrameHeader& header, size_t descriptors);
+
 // Reads one whole frame and maps its attachment; on a non-blocking socket it polls,
 // waiting at most `timeout` for each piece (none: forever).
 // Errors: node_dead on EOF or reset, node_timeout when nothing came in time,

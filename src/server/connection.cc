@@ -11,8 +11,6 @@
 namespace vkn::server {
 namespace {
 
-using protocol::kHeaderSize;
-
 // Reads the request id straight from header bytes, even when the header is bad, so
 // the error reply can name the request.
 uint64_t raw_request_id(const protocol::HeaderBytes& h) {
@@ -31,82 +29,34 @@ protocol::MessageType raw_type(const protocol::HeaderBytes& h) {
 }  // namespace
 
 std::expected<Connection::ReadState, FrameError> Connection::read(ServerFrame* out) {
-  for (;;) {
-    std::span<std::byte> into;
-    if (!header_) {
-      into = std::span(header_bytes_).subspan(header_got_);
-    } else {
-      // Grow the payload buffer as bytes arrive, so a header that announces 64 MiB
-      // commits no memory until the client actually sends it.
-      if (payload_got_ == payload_.size() && payload_.size() < header_->payload_size) {
-        payload_.resize(std::min<size_t>(header_->payload_size,
-                                         std::max<size_t>(64 * 1024, 2 * payload_.size())));
-      }
-      into = std::span(payload_).subspan(payload_got_);
-    }
-    if (!into.empty()) {
-      auto got = protocol::recv_some(fd_.get(), into, fds_);
-      if (!got)
-        return std::unexpected(FrameError{got.error(), 0, protocol::MessageType::ping, true});
-      if (got->would_block) return ReadState::need_more;
-      if (got->eof) return ReadState::eof;
-      if (fds_.size() > 1) {
-        return std::unexpected(
-            FrameError{Error::make(Errc::protocol_error, "more than one descriptor with a frame"),
-                       0, protocol::MessageType::ping, true});
-      }
-      if (!header_) {
-        header_got_ += got->bytes;
-      } else {
-        payload_got_ += got->bytes;
-      }
-    }
-    if (!header_) {
-      if (header_got_ < kHeaderSize) continue;
-      auto h = protocol::decode_header(header_bytes_);
-      if (!h)
-        return std::unexpected(
-            FrameError{h.error(), raw_request_id(header_bytes_), raw_type(header_bytes_), true});
-      if (h->is_reply()) {
-        return std::unexpected(
-            FrameError{Error::make(Errc::protocol_error, "a client sent a reply frame"),
-                       h->request_id, h->type, true});
-      }
-      header_ = *h;
-      payload_.clear();
-      payload_got_ = 0;
-    }
-    if (payload_got_ < header_->payload_size) continue;
-
-    // A whole frame: check its descriptor against its flag.
-    ServerFrame frame;
-    frame.header = *header_;
-    frame.payload = std::move(payload_);
-    auto fds = std::move(fds_);
-    header_.reset();
-    header_got_ = 0;
-    payload_ = {};
-    payload_got_ = 0;
-    fds_.clear();
-    const size_t expected = frame.header.has_attachment() ? 1 : 0;
-    if (fds.size() != expected) {
-      // The frame itself was read whole, so framing is intact: answer and go on.
-      return std::unexpected(
-          FrameError{Error::make(Errc::protocol_error, "frame descriptors do not match its flags",
-                                 vkn::format("{} received, {} expected", fds.size(), expected)),
-                     frame.header.request_id, frame.header.type, false});
-    }
-    if (expected == 1) {
-      auto memory = mappings_.adopt(std::move(fds[0]), protocol::kMaxAttachment);
-      if (!memory) {
-        return std::unexpected(
-            FrameError{memory.error(), frame.header.request_id, frame.header.type, false});
-      }
-      frame.attachment = std::move(*memory);
-    }
-    *out = std::move(frame);
-    return ReadState::frame;
+  using Assembler = protocol::FrameAssembler;
+  Assembler::Frame whole;
+  auto got = incoming_.read(fd_.get(), &whole);
+  if (!got) {
+    // The stream is lost; a bad header still names its request in the error reply.
+    const auto& h = incoming_.header_bytes();
+    const bool named = got.error().kind != Assembler::Failure::Kind::transport;
+    return std::unexpected(FrameError{got.error().error, named ? raw_request_id(h) : 0,
+                                      named ? raw_type(h) : protocol::MessageType::ping, true});
   }
+  if (*got == Assembler::Progress::would_block) return ReadState::need_more;
+  if (*got == Assembler::Progress::eof) return ReadState::eof;
+  // A whole frame, so framing is intact: a bad descriptor or attachment is answered and the
+  // connection goes on.
+  ServerFrame frame;
+  frame.header = whole.header;
+  frame.payload = std::move(whole.payload);
+  auto frame_error = [&](Error e) {
+    return std::unexpected(FrameError{std::move(e), frame.header.request_id, frame.header.type, false});
+  };
+  if (auto r = protocol::check_descriptors(frame.header, whole.fds.size()); !r) return frame_error(r.error());
+  if (!whole.fds.empty()) {
+    auto memory = mappings_.adopt(std::move(whole.fds[0]), protocol::kMaxAttachment);
+    if (!memory) return frame_error(memory.error());
+    frame.attachment = std::move(*memory);
+  }
+  *out = std::move(frame);
+  return ReadState::frame;
 }
 
 Connection::SendState Connection::send(protocol::OutgoingFrame frame) {

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/frame_assembler.h"
 #include "protocol/frame_io.h"
 #include "protocol/unique_fd.h"
 #include "protocol/wire.h"
@@ -93,12 +94,7 @@ class Connection {
   protocol::UniqueFd fd_;
   const Peer peer_;
 
-  protocol::HeaderBytes header_bytes_{};
-  size_t header_got_ = 0;
-  std::optional<protocol::FrameHeader> header_;
-  std::vector<std::byte> payload_;
-  size_t payload_got_ = 0;
-  std::vector<protocol::UniqueFd> fds_;
+  protocol::FrameAssembler incoming_{/*replies=*/false};
   MappingCache mappings_;
 
   Result<void> flush_locked();
