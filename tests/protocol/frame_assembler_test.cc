@@ -9,21 +9,19 @@
 
 #include <cstring>
 
+#include "socket_pair.h"
+
 namespace vkn::protocol {
 namespace {
 
 using Progress = FrameAssembler::Progress;
 using Kind = FrameAssembler::Failure::Kind;
 
-struct SocketPair {
-  UniqueFd writer, reader;
-  SocketPair() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    writer.reset(fds[0]);
-    reader.reset(fds[1]);
-    EXPECT_EQ(::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) | O_NONBLOCK), 0);
-  }
+// The writing end, and the non-blocking reading end.
+struct Sockets {
+  testing::SocketPair pair{/*nonblocking_b=*/true};
+  const UniqueFd& writer = pair.a;
+  const UniqueFd& reader = pair.b;
   void send(std::span<const std::byte> bytes) const {
     size_t done = 0;
     while (done < bytes.size()) {
@@ -48,7 +46,7 @@ std::vector<std::byte> frame_bytes(uint64_t request_id, size_t payload_size, boo
 }
 
 TEST(FrameAssemblerTest, FramesInPiecesAndBackToBack) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler in(/*replies=*/false);
   FrameAssembler::Frame f;
   const auto first = frame_bytes(7, 100);
@@ -71,7 +69,7 @@ TEST(FrameAssemblerTest, FramesInPiecesAndBackToBack) {
 }
 
 TEST(FrameAssemblerTest, PayloadBeyondTheFirstBufferArrivesWhole) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler in(/*replies=*/true);
   const auto bytes = frame_bytes(9, 1 << 20, /*reply=*/true);  // 16 doublings of 64 KiB
   FrameAssembler::Frame f;
@@ -91,7 +89,7 @@ TEST(FrameAssemblerTest, PayloadBeyondTheFirstBufferArrivesWhole) {
 }
 
 TEST(FrameAssemblerTest, FramesOfTheWrongDirectionAreRefused) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler requests(/*replies=*/false);
   FrameAssembler::Frame f;
   s.send(frame_bytes(11, 4, /*reply=*/true));
@@ -99,7 +97,7 @@ TEST(FrameAssemblerTest, FramesOfTheWrongDirectionAreRefused) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().kind, Kind::wrong_direction);
   EXPECT_EQ(r.error().error.code, Errc::protocol_error);
-  SocketPair t;
+  Sockets t;
   FrameAssembler replies(/*replies=*/true);
   t.send(frame_bytes(12, 4));
   r = replies.read(t.reader.get(), &f);
@@ -108,7 +106,7 @@ TEST(FrameAssemblerTest, FramesOfTheWrongDirectionAreRefused) {
 }
 
 TEST(FrameAssemblerTest, BadHeaderKeepsItsBytesForTheReply) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler in(/*replies=*/false);
   auto bytes = frame_bytes(0x1122334455667788ull, 0);
   bytes[0] = std::byte{0};  // not the magic
@@ -121,7 +119,7 @@ TEST(FrameAssemblerTest, BadHeaderKeepsItsBytesForTheReply) {
 }
 
 TEST(FrameAssemblerTest, TwoDescriptorsWithOneFrameAreATransportFailure) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler in(/*replies=*/false);
   const auto bytes = frame_bytes(3, 0);
   int pipe_fds[2];
@@ -149,11 +147,11 @@ TEST(FrameAssemblerTest, TwoDescriptorsWithOneFrameAreATransportFailure) {
 }
 
 TEST(FrameAssemblerTest, EndOfStream) {
-  SocketPair s;
+  Sockets s;
   FrameAssembler in(/*replies=*/false);
   const auto bytes = frame_bytes(5, 8);
   s.send(std::span(bytes).first(20));
-  s.writer.reset();
+  s.pair.a.reset();
   FrameAssembler::Frame f;
   EXPECT_EQ(in.read(s.reader.get(), &f).value(), Progress::eof);
 }

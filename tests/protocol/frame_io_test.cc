@@ -9,19 +9,12 @@
 #include <thread>
 
 #include "protocol/messages.h"
+#include "socket_pair.h"
 
 namespace vkn::protocol {
 namespace {
 
-struct SocketPair {
-  UniqueFd a, b;
-  SocketPair() {
-    int fds[2];
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    a.reset(fds[0]);
-    b.reset(fds[1]);
-  }
-};
+using testing::SocketPair;
 
 TEST(FrameIoTest, InlineFrameRoundTrip) {
   SocketPair s;
