@@ -24,8 +24,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kChainsPerRecordGroup = 64;
 constexpr uint64_t kParallelRecordValues = 1u << 20;
 // Output held by the backend between collects (f32 draws and stats): well within a GPU's memory.
-// 4-byte words per chain and iteration: the draw's d plus the stats' 6.
 constexpr uint64_t kMaxHeldBytes = 256ull << 20;
+// 4-byte words of stats per chain and iteration, beside the draw's d.
 constexpr uint64_t kHeldStatWords = 6;
 
 double seconds_since(Clock::time_point start) {
@@ -190,10 +190,7 @@ class DrawRecorder {
   std::unique_ptr<detail::ThreadPool> pool_;
 };
 
-// Sampling: blocks of block_size iterations. Where the backend can hold output (a GPU
-// backend: draws and stats stay in device memory), blocks run back to back without their
-// output crossing to the host, and the held output is collected and recorded once it reaches
-// kMaxHeldBytes and at the end (that time is SampleResult::readback_seconds).
+// Bytes a backend holds for `draws` iterations of `chains` chains.
 uint64_t held_bytes(size_t chains, size_t d, uint64_t draws) { return uint64_t{chains} * draws * (d + kHeldStatWords) * 4; }
 
 // How many sampling blocks the first held range takes (draw_samples collects when the next
@@ -207,6 +204,10 @@ size_t blocks_per_held_range(const SamplerConfig& config, size_t d) {
   return blocks;
 }
 
+// Sampling: blocks of block_size iterations. Where the backend can hold output (a GPU
+// backend: draws and stats stay in device memory), blocks run back to back without their
+// output crossing to the host, and the held output is collected and recorded once it reaches
+// kMaxHeldBytes and at the end (that time is SampleResult::readback_seconds).
 Result<void> draw_samples(detail::BackendSwitch& backend, const Model& model, const SamplerConfig& config,
                           detail::ChainCollective& group, std::vector<ChainState>& states, SampleResult& result) {
   const size_t chains = states.size(), d = model.dimension();

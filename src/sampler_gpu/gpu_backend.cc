@@ -155,6 +155,16 @@ struct GpuLeapfrogBackend::Impl {
     }
   }
   std::string buf(std::string_view what) const { return prefix + std::string(what); }
+  // The registry buffers of held block k (since the last collect()).
+  std::string held_stats(size_t k) const { return buf(vkn::format("held.{}.stats", k)); }
+  std::string held_draws(size_t k) const { return buf(vkn::format("held.{}.draws", k)); }
+  // fn(c0, c1) for the tiles of kTransposeTile chains of C, on the pool for many values.
+  void for_each_tile(size_t C, const std::function<void(size_t, size_t)>& fn) const {
+    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
+      const size_t c0 = tile * kTransposeTile;
+      fn(c0, std::min(C, c0 + kTransposeTile));
+    });
+  }
 
   // The buffer exists with at least `bytes`. After an error the sizes are forgotten, so the
   // buffers are re-created (a device reset loses non-durable buffers).
@@ -181,8 +191,7 @@ struct GpuLeapfrogBackend::Impl {
     const size_t C = states.size();
     std::atomic<bool> state = q_on_device.size() != C * d || grad_on_device.size() != C * d;
     std::atomic<bool> metric = metric_on_device.size() != C * d;
-    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
-      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+    for_each_tile(C, [&](size_t c0, size_t c1) {
       bool sc = state.load(std::memory_order_relaxed), mc = metric.load(std::memory_order_relaxed);
       for (size_t c = c0; c < c1 && !(sc && mc); ++c) {
         const ChainState& s = states[c];
@@ -201,8 +210,7 @@ struct GpuLeapfrogBackend::Impl {
   void upload_state(std::span<const ChainState> states, Program& p) {
     const size_t C = states.size();
     RealArray q(d * C, f64), g(d * C, f64);
-    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
-      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+    for_each_tile(C, [&](size_t c0, size_t c1) {
       visit_tile(c0, c1, [&](size_t i, size_t c) {
         q.set(at(i, c, C), states[c].q[i]);
         g.set(at(i, c, C), states[c].grad[i]);
@@ -218,8 +226,7 @@ struct GpuLeapfrogBackend::Impl {
     const size_t C = states.size();
     RealArray metric(d * C, f64);
     metric_on_device.resize(C * d);
-    parallel_for((C + kTransposeTile - 1) / kTransposeTile, C * d >= (1u << 18), [&](size_t tile) {
-      const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+    for_each_tile(C, [&](size_t c0, size_t c1) {
       visit_tile(c0, c1, [&](size_t i, size_t c) {
         metric.set(at(i, c, C), states[c].inv_metric[i]);
         metric_on_device[c * d + i] = states[c].inv_metric[i];
@@ -265,17 +272,21 @@ struct GpuLeapfrogBackend::Impl {
   // Iterations per dispatch: the option's, and on CPU devices within kCpuDeviceLoopBudget
   // (unsupported when not even one iteration fits).
   Result<size_t> iterations_per_dispatch(std::span<const uint32_t> steps) const {
-    size_t n = options.max_iterations_per_dispatch;
+    const size_t n = options.max_iterations_per_dispatch;
     if (loop_trips_per_step == 0) return n;
     const uint64_t k = *std::max_element(steps.begin(), steps.end());
-    const uint64_t per_iteration = (k + 2) * loop_trips_per_step;
-    if (per_iteration > kCpuDeviceLoopBudget) {
-      return fail(Errc::unsupported,
-                  "one iteration of this model runs more shader loop iterations than a CPU Vulkan device (lavapipe) counts",
-                  vkn::format("about {} loop iterations for {} steps; the limit is {}: fewer steps or a GPU",
-                              per_iteration, k, kCpuDeviceLoopBudget));
-    }
-    return std::min<size_t>(n, kCpuDeviceLoopBudget / per_iteration);
+    if (auto r = check_loop_budget(k, "one iteration of this model"); !r) return fail(r.error());
+    return std::min<size_t>(n, kCpuDeviceLoopBudget / loop_iterations(k));
+  }
+  // Loop iterations of a trajectory of `steps` leapfrog steps on a CPU device (0 on GPUs).
+  uint64_t loop_iterations(uint64_t steps) const { return (steps + 2) * loop_trips_per_step; }
+  // unsupported when `what` (a trajectory of `steps`) exceeds kCpuDeviceLoopBudget.
+  Result<void> check_loop_budget(uint64_t steps, std::string_view what) const {
+    if (loop_iterations(steps) <= kCpuDeviceLoopBudget) return {};
+    return fail(Errc::unsupported,
+                vkn::format("{} runs more shader loop iterations than a CPU Vulkan device (lavapipe) counts", what),
+                vkn::format("about {} loop iterations for {} steps; the limit is {}: fewer steps or a GPU",
+                            loop_iterations(steps), steps, kCpuDeviceLoopBudget));
   }
   // Downloaded [iters][kStatWords][C] stats and [iters] x per-coordinate draws into `out`
   // from iteration out_first on.
@@ -499,8 +510,6 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   const size_t per_dispatch = *per_dispatch_or;
   RealArray scalars(2 * C, f64);
   std::vector<uint32_t> counters(2 * C + iters);
-  const size_t tiles = (C + kTransposeTile - 1) / kTransposeTile;
-  const bool big = C * d >= (1u << 18);  // worth threads
   const Changes changes = compare_with_device(states);
   for (size_t c = 0; c < C; ++c) {
     const ChainState& s = states[c];
@@ -515,10 +524,8 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
                  prop_bytes = proposals ? 2 * d * C * rb : 0;
   // Held output goes to this block's own buffers, kept until collect().
   const bool hold = request.hold_output;
-  const std::string stats_name =
-      hold ? buf(vkn::format("held.{}.stats", held.size())) : buf("stats");
-  const std::string draws_name =
-      hold && request.keep_draws ? buf(vkn::format("held.{}.draws", held.size())) : buf("draws");
+  const std::string stats_name = hold ? held_stats(held.size()) : buf("stats");
+  const std::string draws_name = hold && request.keep_draws ? held_draws(held.size()) : buf("draws");
   const auto t_buffers = Clock::now();
   for (auto [what, bytes] : {std::pair<std::string, uint64_t>{buf("q"), state_bytes},
                              {buf("grad"), state_bytes},
@@ -583,8 +590,7 @@ Result<void> GpuLeapfrogBackend::Impl::advance_block(std::span<ChainState> state
   } else if (request.keep_draws) {
     read_draws(dl[4], C, iters, out, out_first);
   }
-  parallel_for(tiles, big, [&](size_t tile) {
-    const size_t c0 = tile * kTransposeTile, c1 = std::min(C, c0 + kTransposeTile);
+  for_each_tile(C, [&](size_t c0, size_t c1) {
     visit_tile(c0, c1, [&](size_t i, size_t c) {
       states[c].q[i] = q_on_device[c * d + i] = real_at(dl[0], at(i, c, C), f64);
       states[c].grad[i] = grad_on_device[c * d + i] = real_at(dl[1], at(i, c, C), f64);
@@ -643,14 +649,11 @@ Result<void> GpuLeapfrogBackend::collect(AdvanceOutput& out) {
   for (size_t k = 0; k < m.held.size(); ++k) {
     const auto& h = m.held[k];
     Program p;
-    p.download(m.buf(vkn::format("held.{}.stats", k)), 0, h.iterations * kStatWords * h.chains * m.real_bytes());
-    if (draws) p.download(m.buf(vkn::format("held.{}.draws", k)), 0, h.iterations * h.chains * m.d * m.real_bytes());
+    p.download(m.held_stats(k), 0, h.iterations * kStatWords * h.chains * m.real_bytes());
+    if (draws) p.download(m.held_draws(k), 0, h.iterations * h.chains * m.d * m.real_bytes());
     const size_t n = h.iterations;  // `run` clears m.held on failure
     auto r = m.run(std::move(p), 0);
-    if (!r) {
-      m.held.clear();
-      return fail(r.error());
-    }
+    if (!r) return fail(r.error());
     m.read_stats(r->downloads[0], chains, n, out, first);
     if (draws) m.read_draws(r->downloads[1], chains, n, out, first);
     first += n;
@@ -670,11 +673,9 @@ Result<void> GpuLeapfrogBackend::reserve_held(size_t chains, size_t iterations, 
   for (size_t call = 0; call < calls; ++call) {
     for (size_t first = 0; first < iterations; first += block, ++k) {
       const size_t n = std::min(block, iterations - first);
-      if (auto r = m.ensure(m.buf(vkn::format("held.{}.stats", k)), n * kStatWords * chains * m.real_bytes()); !r)
-        return r;
+      if (auto r = m.ensure(m.held_stats(k), n * kStatWords * chains * m.real_bytes()); !r) return r;
       if (!draws) continue;
-      if (auto r = m.ensure(m.buf(vkn::format("held.{}.draws", k)), n * m.d * chains * m.real_bytes()); !r)
-        return r;
+      if (auto r = m.ensure(m.held_draws(k), n * m.d * chains * m.real_bytes()); !r) return r;
     }
   }
   return {};
@@ -704,12 +705,7 @@ Result<TrajectoryBatch> GpuLeapfrogBackend::trajectories(const TrajectoryRequest
     }
     eps.set(c, r.step_size[c]);
   }
-  if (m.loop_trips_per_step > 0 && (uint64_t{r.steps} + 2) * m.loop_trips_per_step > kCpuDeviceLoopBudget) {
-    return fail(Errc::unsupported,
-                "these trajectories run more shader loop iterations than a CPU Vulkan device (lavapipe) counts",
-                vkn::format("{} steps of about {} loop iterations each; the limit is {}", r.steps,
-                            m.loop_trips_per_step, kCpuDeviceLoopBudget));
-  }
+  if (auto e = m.check_loop_budget(r.steps, "a trajectory"); !e) return fail(e.error());
   const uint64_t in_bytes = d * n * rb, out_bytes = points * d * rb;
   if (3 * out_bytes + points * rb > kMaxProgramTransferBytes / 2 ||
       out_bytes > m.max_buffer_bytes) {
