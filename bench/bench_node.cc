@@ -2,7 +2,9 @@
 //   - with_node no-op round trip vs a bare mutex + condition-variable hand-off to a
 //     worker thread (the least any queue-to-one-thread design can cost);
 //   - a tiny dispatch (fill_u32 of 64 words) through exec and through with_node vs the
-//     same dispatch through the core layer's Stream on its own device;
+//     same dispatch through the core layer's Stream on its own device (exec of a Program
+//     the caller keeps and shares with the node, as a caller running it again would; and
+//     exec of a copy, `exec(const Program&)`, on a row of its own);
 //   - exec throughput with 1, 4 and 16 concurrent callers.
 #include <algorithm>
 #include <atomic>
@@ -191,9 +193,15 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   auto core = CoreDispatch::create(options);
   if (!core) return fail(core.error());
   const Program tiny = tiny_program();
+  const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
   const auto push = fill_push();
   auto exec_once = [&]() -> Result<void> {
+    auto r = exec(shared_tiny, call);
+    if (!r) return fail(r.error());
+    return {};
+  };
+  auto exec_copy_once = [&]() -> Result<void> {
     auto r = exec(tiny, call);
     if (!r) return fail(r.error());
     return {};
@@ -222,14 +230,18 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   // Many short interleaved rounds, so that clock ramps, core placement and other drift hit
   // every path alike (on a small VM the machine switches between a fast and a slow phase,
   // a 2x difference, every second or so).
-  std::vector<double> exec_us, with_node_us, program_us, core_us;
+  std::vector<double> exec_us, exec_copy_us, with_node_us, program_us, core_us;
   const int rounds = std::max(1, n / 30);  // 30 samples a round (and 3 untimed warm-ups)
   for (int round = 0; round < rounds; ++round) {
     auto c = sample(n / rounds, core_once);
     auto e = sample(n / rounds, exec_once);
     auto w = sample(n / rounds, with_node_once);
     auto p = sample(n / rounds, program_in_with_node_once);
-    if (!c || !e || !w || !p) return fail(!c ? c.error() : !e ? e.error() : !w ? w.error() : p.error());
+    auto x = sample(n / rounds, exec_copy_once);
+    for (const auto* r : {&c, &e, &w, &p, &x}) {
+      if (!*r) return fail(r->error());
+    }
+    exec_copy_us.insert(exec_copy_us.end(), x->begin(), x->end());
     core_us.insert(core_us.end(), c->begin(), c->end());
     exec_us.insert(exec_us.end(), e->begin(), e->end());
     with_node_us.insert(with_node_us.end(), w->begin(), w->end());
@@ -243,6 +255,8 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   }
   sink({.section = "node", .metric = "tiny dispatch p50: exec's Program run in with_node vs with_node", .unit = "us",
         .value = median(program_us), .baseline = median(with_node_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50: exec of a copied Program vs of a shared one", .unit = "us",
+        .value = median(exec_copy_us), .baseline = median(exec_us)});
 
   const int per = options.quick ? 50 : 500;
   auto one = throughput(call, 1, per);

@@ -1,16 +1,21 @@
-// Job: one unit of work queued on a node, shared by the caller (who may give up at
-// its deadline) and the worker (who runs it). Fields after `mu` are guarded by it.
-// An asynchronous job (detail::submit_job) has `on_done` instead of a waiting caller:
-// whoever takes it out under `mu` (the worker when the job ends, or the node's
-// deadline timer) calls it, so it runs exactly once.
+// Job: one unit of work handed to a node. Its state word is the whole hand-off between
+// the caller and the node's worker: every change of state is a compare-and-swap, so
+// each side learns from the swap itself whether it won, and no lock is taken per job.
+//
+// Who frees a Job (exactly one party, never while another may still read it):
+//   - a blocking job (run_job; `has_waiter`) belongs to its caller, who frees it once it
+//     sees `done`. A caller that gives up at its deadline (`withdrawn` before the job
+//     started, `abandoned` while it ran) hands it to the node, which frees it when it
+//     next takes it up (to start it, or to settle it after it ran).
+//   - an asynchronous job (submit_job) belongs to the node once published. Its deadline
+//     timer may settle it first (and answer `on_done`), under the timer's mutex; the node
+//     frees it only after unwatching its deadline under that same mutex.
 #pragma once
 
-#include <chrono>
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
+#include <cstdint>
 #include <map>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,27 +24,40 @@
 
 namespace vkn::detail {
 
-enum class JobState { queued, running, done, withdrawn };
+// Values of Job::state. kCallerSleeping is or-ed in while the caller sleeps on the word
+// (futex); the node wakes it when it sets `done`.
+namespace job_state {
+constexpr uint32_t kQueued = 0;
+constexpr uint32_t kRunning = 1;
+constexpr uint32_t kDone = 2;
+constexpr uint32_t kWithdrawn = 3;  // by its caller or deadline before it started: never runs
+constexpr uint32_t kAbandoned = 4;  // by its caller or deadline while it ran: result dropped
+constexpr uint32_t kCallerSleeping = 1u << 31;
+constexpr uint32_t base(uint32_t s) { return s & ~kCallerSleeping; }
+}  // namespace job_state
+
+// Moves `state` from `from` to `to` (the sleeping bit kept, or cleared when `to` is
+// kDone, whose setter wakes the sleeper). Returns the old word, or nullopt when the job
+// was not in `from`.
+std::optional<uint32_t> advance_job(std::atomic<uint32_t>& state, uint32_t from, uint32_t to);
 
 struct Job;
 // Asynchronous jobs by deadline (NodeImpl's deadline timer).
-using DeadlineMap = std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<Job>>;
+using DeadlineMap = std::multimap<std::chrono::steady_clock::time_point, Job*>;
 
+// What the worker needs to start the job and the word the caller waits on come first, to
+// share one or two cache lines: the hand-off moves them once each way. (Not alignas(64):
+// an over-aligned allocation costs four times a plain one; the worker prefetches.)
 struct Job {
+  std::atomic<uint32_t> state{job_state::kQueued};
+  bool has_waiter = true;  // blocking (run_job) rather than asynchronous (submit_job)
+  bool is_exec = false;    // counted in NodeStatus::exec_count when it runs
   ErasedJob fn;
   std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
-  std::string client;
-  bool is_exec = false;  // counted in NodeStatus::exec_count when it runs
 
-  std::atomic<bool> finished{false};  // set with state == done, for callers that spin
-
-  std::mutex mu;
-  std::condition_variable cv;
-  JobState state = JobState::queued;  // guarded by mu
-  bool abandoned = false;             // guarded by mu: the caller timed out while it ran
-  std::optional<Error> error;         // guarded by mu: set when done with an error
-  JobDone on_done;                    // guarded by mu: asynchronous jobs, until called
-
+  std::string client;          // names the scratch store; read only if the job asks for it
+  std::optional<Error> error;  // written by the node before it sets kDone
+  JobDone on_done;             // asynchronous jobs: called once by whoever settles the job
   // Guarded by the node's timer mutex: this job's entry in the deadline map.
   std::optional<DeadlineMap::iterator> deadline_entry;
 };

@@ -22,11 +22,17 @@ class KernelQuarantine {
       : threshold_(threshold), cooldown_(cooldown) {}
 
   // Errors: kernel_quarantined naming the first quarantined kernel in `kernels`.
-  [[nodiscard]] Result<void> check(std::span<const KernelId> kernels, Clock::time_point now = Clock::now());
+  [[nodiscard]] Result<void> check(std::span<const KernelId> kernels) {
+    if (kernels.empty() || !is_tracking()) return {};  // the usual case: no clock read, no lock
+    return check(kernels, Clock::now());
+  }
+  [[nodiscard]] Result<void> check(std::span<const KernelId> kernels, Clock::time_point now);
   void note_timeout(std::span<const KernelId> kernels, Clock::time_point now = Clock::now());
   void note_success(std::span<const KernelId> kernels);
   bool clear(const KernelId& kernel);
   size_t quarantined_count(Clock::time_point now = Clock::now());
+  // Whether any kernel has timed out lately (only then do checks and notes do anything).
+  bool is_tracking() const { return tracked_.load(std::memory_order_acquire) != 0; }
 
  private:
   struct State {

@@ -1,9 +1,11 @@
 #include "node/node_impl.h"
 
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <utility>
 
+#include "util/futex.h"
 #include "util/log.h"
 #include "util/strformat.h"
 
@@ -32,19 +34,32 @@ inline void spin_pause() {
 #endif
 }
 
-// Spins until `done()` or `end`; where turns are pauses, reads the clock only every 32 of
-// them: in a VM a clock read can cost far more than a pause, and the reaction time is what
-// the spin is for.
+// Spins until `done()` or for `budget` (at most until `latest`). Where turns are pauses,
+// the clock is read only every 32 of them, the first time after the first 32: in a VM a
+// clock read costs more than a pause, and a job answered within those turns then costs
+// no clock read at all.
 template <typename Done>
-bool spin_until(Done&& done, std::chrono::steady_clock::time_point end) {
+bool spin_for(Done&& done, std::chrono::microseconds budget,
+              std::chrono::steady_clock::time_point latest = std::chrono::steady_clock::time_point::max()) {
   const int turns = kFewCores ? 1 : 32;
+  std::optional<std::chrono::steady_clock::time_point> end;
   while (true) {
     for (int i = 0; i < turns; ++i) {
       if (done()) return true;
       spin_pause();
     }
-    if (std::chrono::steady_clock::now() >= end) return done();
+    const auto now = std::chrono::steady_clock::now();
+    if (!end) end = now + budget < latest ? now + budget : latest;
+    if (now >= *end) return done();
   }
+}
+
+// The coarse monotonic clock (the same epoch as steady_clock, a few ms behind it at most):
+// a quarter of the cost of steady_clock::now, and status() reports ages in ms.
+int64_t coarse_steady_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 std::optional<std::chrono::milliseconds> timeout_from_env() {
@@ -59,23 +74,34 @@ std::optional<std::chrono::milliseconds> timeout_from_env() {
   return std::chrono::milliseconds(ms);
 }
 
-// The Context a job sees: the node's worker-thread state plus the caller's scratch store.
+// The Context a job sees: the node's worker-thread state plus the caller's scratch store,
+// looked up only when the job asks for it.
 class NodeContext final : public Context {
  public:
-  NodeContext(NodeImpl& node, ScratchStore& scratch) : node_(node), scratch_(scratch) {}
+  NodeContext(NodeImpl& node, std::map<std::string, ScratchStore>& stores, const std::string& client)
+      : node_(node), stores_(stores), client_(client) {}
   Device& device() override { return node_.device(); }
   Stream& stream() override { return node_.stream(); }
   KernelCache& kernels() override { return node_.kernels(); }
   PipelineCache& pipeline_cache() override { return node_.pipeline_cache(); }
   BufferRegistry& buffers() override { return node_.registry(); }
-  ScratchStore& scratch() override { return scratch_; }
+  ScratchStore& scratch() override {
+    if (scratch_ == nullptr) scratch_ = &stores_[client_];
+    return *scratch_;
+  }
   Result<void> submit_and_wait() override { return node_.submit_and_wait(); }
   Result<std::shared_ptr<Kernel>> kernel(const KernelId& id) override { return node_.kernel(id); }
 
  private:
   NodeImpl& node_;
-  ScratchStore& scratch_;
+  std::map<std::string, ScratchStore>& stores_;
+  const std::string& client_;
+  ScratchStore* scratch_ = nullptr;
 };
+
+int64_t steady_ns(NodeImpl::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -106,11 +132,13 @@ void NodeImpl::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    update_accepting();
   }
+  doorbell_.attention.store(true);
   cv_.notify_all();
   if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) {
     worker_.join();
-    stop_timer();  // the worker has finished every job, so no deadline is left
+    stop_timer();  // the worker has settled every job, so no deadline is left
   }
 }
 
@@ -123,7 +151,7 @@ void NodeImpl::stop_timer() {
   if (timer_.joinable() && timer_.get_id() != std::this_thread::get_id()) timer_.join();
 }
 
-void NodeImpl::watch_deadline(const std::shared_ptr<Job>& job, Clock::time_point deadline) {
+void NodeImpl::watch_deadline(Job* job, Clock::time_point deadline) {
   bool earliest = false;
   {
     std::lock_guard lock(timer_mu_);
@@ -136,7 +164,7 @@ void NodeImpl::watch_deadline(const std::shared_ptr<Job>& job, Clock::time_point
   if (earliest) timer_cv_.notify_one();
 }
 
-void NodeImpl::unwatch_deadline(const std::shared_ptr<Job>& job) {
+void NodeImpl::unwatch_deadline(Job* job) {
   std::lock_guard lock(timer_mu_);
   if (job->deadline_entry) {
     deadlines_.erase(*job->deadline_entry);
@@ -156,38 +184,47 @@ void NodeImpl::timer_main() {
       timer_cv_.wait_until(lock, next);
       continue;
     }
-    std::shared_ptr<Job> job = deadlines_.begin()->second;
+    Job* job = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
     job->deadline_entry.reset();
+    // Under timer_mu_: the node frees an asynchronous job only after unwatching it, so
+    // the job lives until this settles it or finds it done.
+    JobDone done;
+    std::optional<Error> timeout = expire(*job);
+    if (timeout) done = std::move(job->on_done);
     lock.unlock();
-    expire(job);
+    if (done) call_done(done, fail(*timeout));
     lock.lock();
   }
 }
 
-void NodeImpl::expire(const std::shared_ptr<Job>& job) {
-  JobDone done;
-  Result<void> timeout;
-  {
-    std::lock_guard lock(job->mu);
-    if (job->state != JobState::queued && job->state != JobState::running) {
-      return;  // done: the worker calls (or called) on_done
-    }
-    timeout = time_out(*job);
-    done = std::exchange(job->on_done, nullptr);
+std::optional<Error> NodeImpl::expire(Job& job) {
+  using namespace job_state;
+  // Copied first: once the swap below succeeds the node may free the job.
+  const std::vector<KernelId> kernels = job.kernels;
+  if (advance_job(job.state, kQueued, kWithdrawn)) {
+    timeouts_.fetch_add(1);
+    withdrawn_.fetch_add(1);
+    return Error::make(Errc::node_timeout, "the deadline passed before the job started; it was withdrawn and will not run");
   }
-  if (done) call_done(done, std::move(timeout));
+  if (advance_job(job.state, kRunning, kAbandoned)) {
+    timeouts_.fetch_add(1);
+    quarantine_.note_timeout(kernels);
+    return Error::make(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+  }
+  return std::nullopt;  // done
 }
 
-bool NodeImpl::is_accepting() const {
-  std::lock_guard lock(mu_);
-  return !stopping_ && (health_ == NodeHealth::ready || health_ == NodeHealth::recovering);
+void NodeImpl::update_accepting() {
+  accepting_.store(!stopping_ && (health_ == NodeHealth::ready || health_ == NodeHealth::recovering),
+                   std::memory_order_seq_cst);
 }
 
 void NodeImpl::set_health(NodeHealth h) {
   {
     std::lock_guard lock(mu_);
     health_ = h;
+    update_accepting();
   }
   cv_.notify_all();
 }
@@ -199,79 +236,119 @@ void NodeImpl::request_crash() {
     std::lock_guard lock(mu_);
     crash_requested_.store(true);
   }
+  doorbell_.attention.store(true);
   cv_.notify_all();
 }
 
-Result<void> NodeImpl::submit(const std::shared_ptr<Job>& job) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ || (health_ != NodeHealth::ready && health_ != NodeHealth::recovering)) {
-      return fail(Errc::node_dead, vkn::format("node '{}' is {}", options_.name,
-                                               stopping_ ? "stopping" : to_string(health_)));
-    }
-    queue_.push_back(job);
+Result<void> NodeImpl::refusal() {
+  std::lock_guard lock(mu_);
+  return fail(Errc::node_dead, vkn::format("node '{}' is {}", options_.name,
+                                           stopping_ ? "stopping" : to_string(health_)));
+}
+
+Result<void> NodeImpl::submit(std::unique_ptr<Job>& job) {
+  // Counted before the check, which pairs with wait_for_publishers (seq_cst on both
+  // sides): a job that passes the check is published before the node's next drain looks.
+  publishing_.fetch_add(1, std::memory_order_seq_cst);
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    publishing_.fetch_sub(1, std::memory_order_release);
+    return refusal();
   }
-  // Published after the unlock: a worker spinning on it then takes mu_ uncontended
-  // instead of sleeping on it and needing a wake-up.
-  queued_.fetch_add(1, std::memory_order_release);
-  cv_.notify_all();
+  // An asynchronous job is the node's from here; the worker may finish and free it at once.
+  publish(job->has_waiter ? job.get() : job.release());
+  publishing_.fetch_sub(1, std::memory_order_release);
   return {};
 }
 
-Result<void> NodeImpl::wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+void NodeImpl::wait_for_publishers() const {
+  // Requires: accepting_ is false, so the count only falls; each publish is a few
+  // instructions and a lock of mu_, which the caller of this does not hold.
+  while (publishing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+}
+
+void NodeImpl::publish(Job* job) {
+  bool boxed = false;
+  if (doorbell_.queued.load(std::memory_order_relaxed) == 0) {
+    Job* empty = nullptr;
+    boxed = doorbell_.mailbox.compare_exchange_strong(empty, job, std::memory_order_seq_cst,
+                                                      std::memory_order_relaxed);
+  }
+  if (!boxed) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(job);
+    }
+    // Counted after the unlock: a worker spinning on it then takes mu_ uncontended.
+    doorbell_.queued.fetch_add(1, std::memory_order_seq_cst);
+  }
+  // Pairs with next_job: the worker announces its sleep, then looks for work once more.
+  if (doorbell_.worker_sleeping.load(std::memory_order_seq_cst)) {
+    { std::lock_guard lock(mu_); }
+    cv_.notify_one();
+  }
+}
+
+Result<void> NodeImpl::wait(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+  using namespace job_state;
+  std::atomic<uint32_t>& state = job->state;
   // Short jobs answer within microseconds: spin briefly before sleeping, to save the wake-up.
-  const auto spin_end = std::min(Clock::now() + kCallerSpin, deadline.value_or(Clock::time_point::max()));
-  if (!spin_until([&] { return job->finished.load(std::memory_order_acquire); }, spin_end)) {
-    std::unique_lock lock(job->mu);
-    auto done = [&] { return job->state == JobState::done; };
-    if (!deadline) {
-      job->cv.wait(lock, done);
-    } else if (!job->cv.wait_until(lock, *deadline, done)) {
-      return time_out(*job);
+  if (!spin_for([&] { return base(state.load(std::memory_order_acquire)) == kDone; }, kCallerSpin,
+                deadline.value_or(Clock::time_point::max()))) {
+    while (true) {
+      uint32_t s = state.load(std::memory_order_acquire);
+      if (base(s) == kDone) break;
+      if (deadline && Clock::now() >= *deadline) {
+        if (std::optional<Error> timeout = expire(*job)) {
+          job.release();  // the node's now (see job.h)
+          return fail(*timeout);
+        }
+        continue;  // it finished just now
+      }
+      if ((s & kCallerSleeping) == 0 &&
+          !state.compare_exchange_weak(s, s | kCallerSleeping, std::memory_order_acquire)) {
+        continue;
+      }
+      futex_wait(state, s | kCallerSleeping, deadline);
     }
   }
-  // Done: its error was written before it was marked done and never changes after, so no
-  // lock (after a spin the worker may still hold it while it notifies, and waiting on it
-  // costs a wake-up). The worker is past the function, so the caller frees it (and what it
-  // captured, such as exec's copy of the Program) here, where it was allocated, instead of
-  // the worker doing so before it can take the next job.
-  job->fn = nullptr;
+  // Done: the node wrote the error before it set kDone and never touches the job again.
   if (job->error) return fail(*job->error);
   return {};
 }
 
-Result<void> NodeImpl::time_out(Job& job) {
-  timeouts_.fetch_add(1);
-  if (job.state == JobState::queued) {
-    job.state = JobState::withdrawn;
-    withdrawn_.fetch_add(1);
-    return fail(Errc::node_timeout, "the deadline passed before the job started; it was withdrawn and will not run");
-  }
-  job.abandoned = true;
-  quarantine_.note_timeout(job.kernels);
-  return fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
-}
-
-void NodeImpl::finish_job(const std::shared_ptr<Job>& job, Result<void> result) {
+void NodeImpl::finish_job(Job* job, Result<void> result, uint32_t from) {
+  using namespace job_state;
   if (!result) {
     errors_.fetch_add(1);
-    std::lock_guard lock(mu_);
-    last_error_ = result.error().to_string();
+    {
+      std::lock_guard lock(stats_mu_);
+      last_error_ = result.error().to_string();
+    }
+    job->error = result.error();
   }
-  JobDone done;
-  {
-    std::lock_guard lock(job->mu);
-    if (!job->abandoned && result) quarantine_.note_success(job->kernels);
-    if (!result) job->error = result.error();
-    job->state = JobState::done;
-    job->finished.store(true, std::memory_order_release);
-    job->cv.notify_all();
-    // Null for a synchronous job, and once the deadline timer has answered.
-    done = std::exchange(job->on_done, nullptr);
+  // Read before the swap, after which a waiting caller may free the job.
+  const bool has_waiter = job->has_waiter;
+  std::vector<KernelId> succeeded;
+  if (result && from == kRunning && quarantine_.is_tracking()) succeeded = job->kernels;
+  const std::optional<uint32_t> old = advance_job(job->state, from, kDone);
+  if (!old) {
+    retire(job);  // given up by its caller or deadline, which had the node_timeout
+    return;
   }
-  if (!done) return;
+  if (!succeeded.empty()) quarantine_.note_success(succeeded);
+  if (has_waiter) {
+    if ((*old & kCallerSleeping) != 0) futex_wake_all(job->state);
+    return;
+  }
+  JobDone done = std::move(job->on_done);
   unwatch_deadline(job);
+  delete job;
   call_done(done, std::move(result));
+}
+
+void NodeImpl::retire(Job* job) {
+  if (!job->has_waiter) unwatch_deadline(job);  // waits out a timer still settling it
+  delete job;
 }
 
 void NodeImpl::call_done(const JobDone& done, Result<void> result) {
@@ -286,13 +363,15 @@ void NodeImpl::call_done(const JobDone& done, Result<void> result) {
 }
 
 void NodeImpl::fail_queued(Errc code, const std::string& why) {
-  std::deque<std::shared_ptr<Job>> jobs;
+  wait_for_publishers();
+  std::deque<Job*> jobs;
   {
     std::lock_guard lock(mu_);
     jobs.swap(queue_);
-    queued_.fetch_sub(static_cast<int64_t>(jobs.size()), std::memory_order_release);
+    doorbell_.queued.fetch_sub(static_cast<int64_t>(jobs.size()), std::memory_order_release);
   }
-  for (auto& job : jobs) finish_job(job, fail(code, why));
+  if (Job* j = doorbell_.mailbox.exchange(nullptr, std::memory_order_seq_cst)) jobs.push_front(j);
+  for (Job* job : jobs) finish_job(job, fail(code, why), job_state::kQueued);
 }
 
 Result<void> NodeImpl::bring_up() {
@@ -415,7 +494,7 @@ void NodeImpl::worker_main() {
 bool NodeImpl::supervise_restart(const Error& why) {
   set_health(NodeHealth::down);
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(stats_mu_);
     last_error_ = why.to_string();
   }
   fail_queued(Errc::node_dead, "the node is down: " + why.to_string());
@@ -429,60 +508,90 @@ bool NodeImpl::supervise_restart(const Error& why) {
   std::unique_lock lock(mu_);
   if (cv_.wait_for(lock, delay, [&] { return stopping_; })) {
     health_ = NodeHealth::stopped;
+    update_accepting();
     return false;
   }
   restarts_.fetch_add(1);
   health_ = NodeHealth::starting;
+  update_accepting();
+  if (!stopping_) doorbell_.attention.store(false);  // the crash request is handled
   return true;
 }
 
 void NodeImpl::serve() {
-  while (true) {
-    std::shared_ptr<Job> job;
-    // A caller that just got its answer often sends the next job at once.
-    spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; }, Clock::now() + kWorkerSpin);
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, options_.persist_interval,
-                   [&] { return !queue_.empty() || stopping_ || crash_requested_.load(); });
-      if (crash_requested_.load()) return;
-      if (queue_.empty()) {
-        if (stopping_) return;
-        lock.unlock();
-        maybe_persist(false);
-        continue;
-      }
-      job = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.fetch_sub(1, std::memory_order_release);
-      // In flight from here (one lock of mu_ per job instead of two).
-      inflight_ = job;
-      inflight_since_ = Clock::now();
-    }
+  while (Job* job = next_job()) {
     run_one(job);
     if (device_ == nullptr) return;  // recovery failed: the supervisor takes over
     maybe_persist(false);
   }
 }
 
-void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
-  bool withdrawn = false;
-  {
-    std::lock_guard jl(job->mu);
-    withdrawn = job->state == JobState::withdrawn;
-    if (!withdrawn) job->state = JobState::running;
+Job* NodeImpl::take_ready() {
+  // The worker is the mailbox's only reader, so a plain store empties it: a caller's
+  // swap cannot land between the load and the store while the box is full.
+  if (Job* job = doorbell_.mailbox.load(std::memory_order_acquire)) {
+    doorbell_.mailbox.store(nullptr, std::memory_order_relaxed);
+    return job;
   }
-  if (withdrawn) {
-    std::lock_guard lock(mu_);
-    inflight_.reset();
+  if (doorbell_.queued.load(std::memory_order_acquire) <= 0) return nullptr;
+  std::lock_guard lock(mu_);
+  if (queue_.empty()) return nullptr;  // counted a moment before it is pushed
+  Job* job = queue_.front();
+  queue_.pop_front();
+  doorbell_.queued.fetch_sub(1, std::memory_order_release);
+  return job;
+}
+
+Job* NodeImpl::next_job() {
+  while (true) {
+    // A caller that just got its answer often sends the next job at once.
+    spin_for([&] {
+      return doorbell_.mailbox.load(std::memory_order_relaxed) != nullptr ||
+             doorbell_.queued.load(std::memory_order_relaxed) > 0 || doorbell_.attention.load(std::memory_order_relaxed);
+    }, kWorkerSpin);
+    if (crash_requested_.load()) return nullptr;
+    if (Job* job = take_ready()) return job;
+    std::unique_lock lock(mu_);
+    // Announced before the last look, which pairs with publish's check of it (seq_cst on
+    // both sides): a job published meanwhile is either seen here or wakes the sleep.
+    doorbell_.worker_sleeping.store(true, std::memory_order_seq_cst);
+    const bool woken = cv_.wait_for(lock, options_.persist_interval, [&] {
+      return doorbell_.mailbox.load(std::memory_order_seq_cst) != nullptr || !queue_.empty() || stopping_ ||
+             crash_requested_.load();
+    });
+    doorbell_.worker_sleeping.store(false, std::memory_order_relaxed);
+    if (crash_requested_.load()) return nullptr;
+    if (doorbell_.mailbox.load() != nullptr || !queue_.empty()) continue;  // taken at the top, unlocked
+    if (stopping_) {
+      // Jobs that passed the acceptance check before the stop still run.
+      lock.unlock();
+      wait_for_publishers();
+      if (doorbell_.mailbox.load() != nullptr || doorbell_.queued.load() > 0) continue;
+      return nullptr;
+    }
+    if (!woken) {
+      lock.unlock();
+      maybe_persist(false);
+    }
+  }
+}
+
+void NodeImpl::run_one(Job* job) {
+  using namespace job_state;
+  // The job's first fields may straddle two lines: fetch the second alongside the first,
+  // which the swap below takes for writing.
+  __builtin_prefetch(reinterpret_cast<const char*>(job) + 63);
+  if (!advance_job(job->state, kQueued, kRunning)) {
+    retire(job);  // withdrawn at its deadline: it never runs
     return;
   }
+  inflight_since_ns_.store(coarse_steady_ns(), std::memory_order_relaxed);
   Result<void> result;
   if (auto q = quarantine_.check(job->kernels); !q) {
     result = q;
   } else {
-    if (job->is_exec) exec_count_.fetch_add(1);
-    NodeContext ctx(*this, scratch_[job->client]);
+    if (job->is_exec) exec_count_.fetch_add(1, std::memory_order_relaxed);
+    NodeContext ctx(*this, scratch_, job->client);
     try {
       result = job->fn(ctx);
     } catch (const std::exception& e) {
@@ -495,22 +604,19 @@ void NodeImpl::run_one(const std::shared_ptr<Job>& job) {
       if (auto s = registry_.sync_durable(*stream_, options_.hang_limit); !s) result = s;
     }
   }
-  job_count_.fetch_add(1);
+  job_count_.fetch_add(1, std::memory_order_relaxed);
   const bool lost = device_->is_lost();
   if (lost && (result || result.error().code != Errc::device_lost)) {
     result = fail(Errc::device_lost, "the device was lost while the job ran",
                   result ? std::string_view{} : std::string_view(result.error().message));
   }
-  finish_job(job, result);
-  {
-    std::lock_guard lock(mu_);
-    inflight_.reset();
-  }
+  inflight_since_ns_.store(0, std::memory_order_relaxed);
+  finish_job(job, std::move(result), kRunning);
   if (lost) {
     if (auto r = recover_device(); !r) {
       tear_down(false);
       crash_requested_.store(true);
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(stats_mu_);
       last_error_ = r.error().to_string();
       return;
     }
@@ -552,9 +658,9 @@ Result<std::shared_ptr<Kernel>> NodeImpl::kernel(const KernelId& id) {
 }
 
 void NodeImpl::maybe_persist(bool force) {
-  if (pipeline_cache_ == nullptr || device_ == nullptr || device_->is_lost()) return;
+  if (pipeline_cache_ == nullptr || device_ == nullptr || device_->is_lost() || !pipeline_cache_->is_dirty()) return;
   const auto now = Clock::now();
-  if (!pipeline_cache_->is_dirty() || (!force && now - last_persist_ < options_.persist_interval)) return;
+  if (!force && now - last_persist_ < options_.persist_interval) return;
   last_persist_ = now;
   if (auto r = pipeline_cache_->persist(); !r) {
     log(LogLevel::warn, "node '{}': pipeline cache not persisted: {}", options_.name, r.error().to_string());
@@ -570,7 +676,7 @@ void NodeImpl::publish_stats(bool device_changed) {
     path = pipeline_cache_->path().string();
   }
   const PipelineCacheStats ps = pipeline_cache_->stats();
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(stats_mu_);
   NodeStatus& s = published_;
   if (device_changed) {
     s.device_name = std::move(name);
@@ -590,16 +696,22 @@ void NodeImpl::publish_stats(bool device_changed) {
 NodeStatus NodeImpl::status() {
   NodeStatus s;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(stats_mu_);
     s = published_;
-    s.health = health_;
-    s.queue_depth = queue_.size();
-    s.inflight_age = inflight_ ? std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - inflight_since_)
-                               : std::chrono::milliseconds(0);
     s.last_error = last_error_;
   }
+  {
+    std::lock_guard lock(mu_);
+    s.health = health_;
+    s.queue_depth = queue_.size() + (doorbell_.mailbox.load() != nullptr ? 1 : 0);
+  }
+  const auto now = Clock::now();
+  const int64_t since = inflight_since_ns_.load(std::memory_order_relaxed);
+  s.inflight_age = since == 0 ? std::chrono::milliseconds(0)
+                              : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::nanoseconds(steady_ns(now) - since));
   s.name = options_.name;
-  s.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_at_);
+  s.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_at_);
   s.exec_count = exec_count_.load();
   s.job_count = job_count_.load();
   s.timeouts = timeouts_.load();

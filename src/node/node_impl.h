@@ -37,18 +37,21 @@ class NodeImpl {
   Result<void> start();
   // Refuses new work, lets queued work finish, persists, releases the device.
   void stop();
-  bool is_accepting() const;
+  bool is_accepting() const { return accepting_.load(std::memory_order_acquire); }
   // True once the worker has exited (stopped, or the supervisor gave up).
   bool is_finished() const { return finished_.load(); }
   NodeStatus status();
-  // Queues a job. Errors: node_dead when the node is down or stopping.
-  Result<void> submit(const std::shared_ptr<Job>& job);
-  // Waits for `job` until `deadline` (none: forever). Errors: node_timeout or the job's error.
-  Result<void> wait(const std::shared_ptr<Job>& job, std::optional<Clock::time_point> deadline);
+  // Hands `job` (state queued) to the worker; an asynchronous one is the node's from then
+  // on (`job` is null after). Errors: node_dead when the node is down or stopping; `job`
+  // is then still the caller's.
+  Result<void> submit(std::unique_ptr<Job>& job);
+  // Waits for the blocking `job` until `deadline` (none: forever). Errors: node_timeout
+  // (`job` is then the node's and null here) or the job's error.
+  Result<void> wait(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline);
   // Has the deadline timer expire the asynchronous `job` at `deadline` (see submit_job).
   // Requires: job->on_done is set; call before submit().
-  void watch_deadline(const std::shared_ptr<Job>& job, Clock::time_point deadline);
-  void unwatch_deadline(const std::shared_ptr<Job>& job);
+  void watch_deadline(Job* job, Clock::time_point deadline);
+  void unwatch_deadline(Job* job);
   std::optional<std::chrono::milliseconds> default_timeout() const { return default_timeout_; }
   KernelQuarantine& quarantine() { return quarantine_; }
   void request_crash();
@@ -77,14 +80,25 @@ class NodeImpl {
   void tear_down(bool persist);
   Result<void> recover_device();
   void serve();
-  void run_one(const std::shared_ptr<Job>& job);
-  void finish_job(const std::shared_ptr<Job>& job, Result<void> result);
-  // At an asynchronous job's deadline: withdraws or abandons it and calls on_done.
-  void expire(const std::shared_ptr<Job>& job);
-  // At a job's deadline, with job.mu held and the job queued or running: withdraws it
-  // (it never runs) or marks it abandoned (it finishes, its result dropped), counts the
-  // timeout, and returns the caller's node_timeout.
-  Result<void> time_out(Job& job);
+  // The next job for the worker (the mailbox first, then the queue); spins briefly, then
+  // sleeps, persisting the pipeline cache when idle. Null: a crash was requested, or the
+  // node is stopping and nothing is left.
+  Job* next_job();
+  Job* take_ready();
+  void publish(Job* job);
+  // Waits until no submission is between its acceptance check and its publication.
+  void wait_for_publishers() const;
+  void run_one(Job* job);
+  // Settles a job that was `from` (running, or queued when failed unstarted) with
+  // `result`: the waiter is woken, or on_done is answered, or, where the caller or the
+  // deadline gave the job up, it is freed.
+  void finish_job(Job* job, Result<void> result, uint32_t from);
+  // Frees a job the caller or its deadline gave up.
+  void retire(Job* job);
+  // At a job's deadline: withdraws it (queued) or abandons it (running), counts the
+  // timeout and returns the caller's node_timeout; nullopt when it is already done.
+  std::optional<Error> expire(Job& job);
+  Result<void> refusal();
   void call_done(const JobDone& done, Result<void> result);
   void timer_main();
   void stop_timer();
@@ -92,6 +106,7 @@ class NodeImpl {
   void maybe_persist(bool force);
   void publish_stats(bool device_changed);
   void set_health(NodeHealth h);
+  void update_accepting();  // requires mu_
   bool supervise_restart(const Error& why);
 
   const NodeOptions options_;
@@ -100,27 +115,45 @@ class NodeImpl {
   KernelQuarantine quarantine_;
   RestartPolicy restart_policy_;
 
+  // What a caller and the worker touch to hand over a job, on a cache line of its own:
+  // a job goes into the mailbox when it is empty and nothing is queued (the one-caller
+  // case: one swap by the caller, one read by the spinning worker), into the queue
+  // otherwise. The worker spins on this line before it sleeps; a caller that publishes
+  // while `worker_sleeping` wakes it through cv_.
+  struct alignas(64) Doorbell {
+    std::atomic<Job*> mailbox{nullptr};
+    std::atomic<int64_t> queued{0};  // queue_.size(), readable without mu_
+    std::atomic<bool> worker_sleeping{false};
+    std::atomic<bool> attention{false};  // a stop or crash was requested
+  };
+  Doorbell doorbell_;
+  // Read by every submission; written when the node stops or changes health.
+  alignas(64) std::atomic<bool> accepting_{false};  // !stopping_ and ready or recovering
+  std::atomic<int32_t> publishing_{0};  // submissions past the acceptance check, not yet published
+
   // Guarded by mu_.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> queue_;
+  std::deque<Job*> queue_;
   NodeHealth health_ = NodeHealth::starting;
   bool stopping_ = false;
   bool first_init_done_ = false;
   std::optional<Error> first_init_error_;
-  std::shared_ptr<Job> inflight_;
-  Clock::time_point inflight_since_{};
-  NodeStatus published_;  // device/registry/cache figures, refreshed by the worker
+
+  // Guarded by stats_mu_ (the worker refreshes it after each job; status() reads it).
+  mutable std::mutex stats_mu_;
+  NodeStatus published_;  // device/registry/cache figures
   std::string last_error_;
 
-  std::atomic<uint64_t> exec_count_{0}, job_count_{0}, timeouts_{0}, withdrawn_{0}, errors_{0};
+  // Written by the worker per job.
+  alignas(64) std::atomic<uint64_t> exec_count_{0};
+  std::atomic<uint64_t> job_count_{0}, errors_{0};
+  std::atomic<int64_t> inflight_since_ns_{0};  // steady clock; 0: nothing in flight
+  // Written rarely.
+  alignas(64) std::atomic<uint64_t> timeouts_{0}, withdrawn_{0};
   std::atomic<uint64_t> restarts_{0}, device_resets_{0};
   std::atomic<bool> crash_requested_{false};
   std::atomic<bool> finished_{false};
-  // Mirrors queue_.size() for the worker's lock-free spin. Raised after mu_ is released,
-  // so it may lag the queue (even dip below zero) for an instant; each job adds one and
-  // takes one, so it settles.
-  std::atomic<int64_t> queued_{0};
   std::atomic<uint32_t> init_failures_left_{0};
 
   // Worker thread only.

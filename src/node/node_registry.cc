@@ -11,7 +11,6 @@ namespace vkn {
 namespace {
 
 using detail::Job;
-using detail::JobState;
 using detail::NodeImpl;
 
 std::mutex& registry_mutex() {
@@ -105,7 +104,7 @@ namespace {
 // what the blocking and the asynchronous paths share.
 struct PreparedJob {
   std::shared_ptr<NodeImpl> node;
-  std::shared_ptr<Job> job;
+  std::unique_ptr<Job> job;
   std::optional<NodeImpl::Clock::time_point> deadline;
 };
 
@@ -114,7 +113,7 @@ Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vect
   auto node = find_live_node(call.node);
   if (!node) return fail(node.error());
   if (auto q = (*node)->quarantine().check(kernels); !q) return fail(q.error());
-  PreparedJob p{std::move(*node), std::make_shared<Job>(), std::nullopt};
+  PreparedJob p{std::move(*node), std::make_unique<Job>(), std::nullopt};
   p.job->fn = std::move(fn);
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
@@ -136,21 +135,18 @@ Result<void> submit_job_as(const CallOptions& call, ErasedJob fn, std::vector<Ke
   auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
   NodeImpl& n = *p->node;
-  auto& job = p->job;
+  std::unique_ptr<Job>& job = p->job;
+  job->has_waiter = false;
   job->on_done = std::move(on_done);
   // Watched before it is queued, so that a job cannot end before its entry exists.
-  if (p->deadline) n.watch_deadline(job, *p->deadline);
-  if (auto r = n.submit(job); !r) {
-    n.unwatch_deadline(job);
-    std::lock_guard lock(job->mu);
-    job->state = JobState::done;
-    // Not queued: the caller has the error instead, unless the deadline (a very
-    // short one) already took on_done and answered.
-    if (job->on_done == nullptr) return {};
-    job->on_done = nullptr;
-    return r;
-  }
-  return {};
+  if (p->deadline) n.watch_deadline(job.get(), *p->deadline);
+  auto r = n.submit(job);
+  if (r) return {};  // the node's from here (see job.h)
+  // Not queued. The caller has the error instead, unless the deadline (a very short one)
+  // already settled the job and answered on_done.
+  n.unwatch_deadline(job.get());
+  if (job_state::base(job->state.load()) == job_state::kWithdrawn) return {};
+  return r;
 }
 
 }  // namespace
@@ -168,46 +164,51 @@ Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<Kerne
 
 namespace {
 
-// The job that runs `program` into `out`. It owns the Program: it may still run after a
-// caller that timed out has returned.
-detail::ErasedJob program_job(std::shared_ptr<const Program> program, std::shared_ptr<ProgramResult> out) {
-  return [program = std::move(program), out = std::move(out)](Context& ctx) -> Result<void> {
-    auto result = run_program(ctx, *program);
+// What an exec call and its job share, in one allocation: the Program (held, as the job
+// may still run after a caller that timed out has returned) and its result.
+struct ExecCall {
+  std::shared_ptr<const Program> program;
+  ProgramResult out;
+};
+
+detail::ErasedJob program_job(std::shared_ptr<ExecCall> exec_call) {
+  return [c = std::move(exec_call)](Context& ctx) -> Result<void> {
+    auto result = run_program(ctx, *c->program);
     if (!result) return fail(result.error());
-    *out = std::move(*result);
+    c->out = std::move(*result);
     return {};
   };
-}
-
-Result<ProgramResult> exec_owned(std::shared_ptr<const Program> program, const CallOptions& call) {
-  auto out = std::make_shared<ProgramResult>();
-  std::vector<KernelId> kernels = program_kernels(*program);
-  auto r = detail::run_job_as(call, program_job(std::move(program), out), std::move(kernels), true);
-  if (!r) return fail(r.error());
-  return std::move(*out);
 }
 
 }  // namespace
 
 Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_done) {
-  auto owned = std::make_shared<const Program>(std::move(program));
-  auto out = std::make_shared<ProgramResult>();
-  std::vector<KernelId> kernels = program_kernels(*owned);
+  auto c = std::make_shared<ExecCall>(std::make_shared<const Program>(std::move(program)));
+  std::vector<KernelId> kernels = program_kernels(*c->program);
   return detail::submit_job_as(
-      call, program_job(std::move(owned), out), std::move(kernels),
-      [out, done = std::move(on_done)](Result<void> r) {
+      call, program_job(c), std::move(kernels),
+      [c, done = std::move(on_done)](Result<void> r) {
         if (!r) return done(fail(r.error()));
-        done(std::move(*out));
+        done(std::move(c->out));
       },
       true);
 }
 
+Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call) {
+  if (program == nullptr) return fail(Errc::invalid_argument, "exec of a null Program");
+  auto c = std::make_shared<ExecCall>(std::move(program));
+  std::vector<KernelId> kernels = program_kernels(*c->program);
+  auto r = detail::run_job_as(call, program_job(c), std::move(kernels), true);
+  if (!r) return fail(r.error());
+  return std::move(c->out);
+}
+
 Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
-  return exec_owned(std::make_shared<const Program>(program), call);
+  return exec(std::make_shared<const Program>(program), call);
 }
 
 Result<ProgramResult> exec(Program&& program, const CallOptions& call) {
-  return exec_owned(std::make_shared<const Program>(std::move(program)), call);
+  return exec(std::make_shared<const Program>(std::move(program)), call);
 }
 
 Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,

@@ -219,6 +219,9 @@ auto with_node(Fn&& fn, const CallOptions& call = {}) {
 [[nodiscard]] Result<ProgramResult> exec(const Program& program, const CallOptions& call = {});
 // The same without copying the Program (its upload data can be large).
 [[nodiscard]] Result<ProgramResult> exec(Program&& program, const CallOptions& call = {});
+// The same for a Program the caller keeps and runs again: the node shares it instead of
+// copying it (it must not change while shared). Errors: as above; invalid_argument for null.
+[[nodiscard]] Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call = {});
 // As exec, without waiting: `on_done` gets the result once, as detail::submit_job
 // describes (on the node's thread, or at the deadline on its timer thread). Errors
 // (the Program was not queued, `on_done` is never called): node_dead, kernel_quarantined.
