@@ -19,6 +19,7 @@
 #include "bench_report.h"
 #include "bench_sections.h"
 #include "node/program_runner.h"
+#include "node/worker_placement.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/builtin_kernels.h"
@@ -127,6 +128,7 @@ class CoreDispatch {
     c->kernel_ = *kernel;
     return c;
   }
+  const Device& device() const { return *device_; }
   Result<void> once() {
     const BufferBinding b[] = {{0, &*buffer_}};
     if (auto r = stream_->record_dispatch(*kernel_, b, push_, {1, 1, 1}); !r) return r;
@@ -192,6 +194,15 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
 
   auto core = CoreDispatch::create(options);
   if (!core) return fail(core.error());
+  // The calling thread, which runs the core Stream's dispatches, keeps off the CPUs taking
+  // the GPU's interrupts as the node's worker does (worker_placement.h): both sides are
+  // then measured where the scheduler's placement cannot triple one of them.
+  const std::vector<int> caller_cpus = thread_cpus();
+  struct RestoreCpus {
+    const std::vector<int>& cpus;
+    ~RestoreCpus() { set_thread_cpus(cpus); }
+  } restore{caller_cpus};
+  (void)keep_thread_off_device_interrupts((*core)->device().info().pci_address, caller_cpus);
   const Program tiny = tiny_program();
   const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);

@@ -95,6 +95,13 @@ DeviceInfo read_info(VkPhysicalDevice pd, uint32_t index) {
       p.apiVersion >= VK_API_VERSION_1_3 && has_extension(exts, VK_EXT_SHADER_MODULE_IDENTIFIER_EXTENSION_NAME);
   info.has_creation_feedback = p.apiVersion >= VK_API_VERSION_1_3 ||
                                has_extension(exts, VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME);
+  if (has_extension(exts, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME)) {
+    VkPhysicalDevicePCIBusInfoPropertiesEXT pci{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PCI_BUS_INFO_PROPERTIES_EXT};
+    VkPhysicalDeviceProperties2 pci_props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &pci};
+    vkGetPhysicalDeviceProperties2(pd, &pci_props);
+    info.pci_address = vkn::format("{:04x}:{:02x}:{:02x}.{:x}", pci.pciDomain, pci.pciBus, pci.pciDevice,
+                                   pci.pciFunction);
+  }
   return info;
 }
 

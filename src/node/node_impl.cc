@@ -5,6 +5,7 @@
 #include <exception>
 #include <utility>
 
+#include "node/worker_placement.h"
 #include "util/futex.h"
 #include "util/log.h"
 #include "util/strformat.h"
@@ -52,6 +53,23 @@ bool spin_for(Done&& done, std::chrono::microseconds budget,
     if (!end) end = now + budget < latest ? now + budget : latest;
     if (now >= *end) return done();
   }
+}
+
+// The first turns of spin_for, which read no clock.
+template <typename Done>
+bool spin_turns(Done&& done) {
+  const int turns = kFewCores ? 1 : 32;
+  for (int i = 0; i < turns; ++i) {
+    if (done()) return true;
+    spin_pause();
+  }
+  return done();
+}
+
+// A counter only the worker writes: a plain add, not a locked one (which would first wait
+// for every store the job made to reach other cores).
+void bump(std::atomic<uint64_t>& counter) {
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 // The coarse monotonic clock (the same epoch as steady_clock, a few ms behind it at most):
@@ -247,68 +265,59 @@ Result<void> NodeImpl::refusal() {
 }
 
 Result<void> NodeImpl::submit(std::unique_ptr<Job>& job) {
-  // Counted before the check, which pairs with wait_for_publishers (seq_cst on both
-  // sides): a job that passes the check is published before the node's next drain looks.
-  publishing_.fetch_add(1, std::memory_order_seq_cst);
-  if (!accepting_.load(std::memory_order_seq_cst)) {
-    publishing_.fetch_sub(1, std::memory_order_release);
-    return refusal();
-  }
-  // An asynchronous job is the node's from here; the worker may finish and free it at once.
-  publish(job->has_waiter ? job.get() : job.release());
-  publishing_.fetch_sub(1, std::memory_order_release);
+  if (!is_accepting()) return refusal();
+  const bool asynchronous = !job->has_waiter;  // read first: the node may free it once published
+  if (!publish(job.get())) return refusal();
+  if (asynchronous) job.release();
   return {};
 }
 
-void NodeImpl::wait_for_publishers() const {
-  // Requires: accepting_ is false, so the count only falls; each publish is a few
-  // instructions and a lock of mu_, which the caller of this does not hold.
-  while (publishing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
-}
-
-void NodeImpl::publish(Job* job) {
-  bool boxed = false;
+bool NodeImpl::publish(Job* job) {
+  // The mailbox first (the one-caller case: one swap, no lock). It fails when full, or
+  // closed by the worker's last drain; the queue then decides under mu_, where a stop or
+  // a failure is seen before the drain takes the queue.
   if (doorbell_.queued.load(std::memory_order_relaxed) == 0) {
     Job* empty = nullptr;
-    boxed = doorbell_.mailbox.compare_exchange_strong(empty, job, std::memory_order_seq_cst,
-                                                      std::memory_order_relaxed);
-  }
-  if (!boxed) {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(job);
+    if (doorbell_.mailbox.compare_exchange_strong(empty, job, std::memory_order_seq_cst,
+                                                  std::memory_order_relaxed)) {
+      wake_worker();
+      return true;
     }
-    // Counted after the unlock: a worker spinning on it then takes mu_ uncontended.
-    doorbell_.queued.fetch_add(1, std::memory_order_seq_cst);
   }
-  // Pairs with next_job: the worker announces its sleep, then looks for work once more.
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || (health_ != NodeHealth::ready && health_ != NodeHealth::recovering)) return false;
+    queue_.push_back(job);
+  }
+  // Counted after the unlock: a worker spinning on it then takes mu_ uncontended.
+  doorbell_.queued.fetch_add(1, std::memory_order_seq_cst);
+  wake_worker();
+  return true;
+}
+
+void NodeImpl::wake_worker() {
+  // Pairs with next_job: the worker announces its sleep, then looks for work once more
+  // (seq_cst on both sides), so a job published meanwhile is seen there or wakes it here.
   if (doorbell_.worker_sleeping.load(std::memory_order_seq_cst)) {
     { std::lock_guard lock(mu_); }
     cv_.notify_one();
   }
 }
 
-Result<void> NodeImpl::wait(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+bool NodeImpl::is_job(const Job* boxed) const { return boxed != nullptr && boxed != closed_mark(); }
+
+Result<void> NodeImpl::wait(std::unique_ptr<Job>& job, std::optional<std::chrono::milliseconds> timeout) {
   using namespace job_state;
   std::atomic<uint32_t>& state = job->state;
-  // Short jobs answer within microseconds: spin briefly before sleeping, to save the wake-up.
-  if (!spin_for([&] { return base(state.load(std::memory_order_acquire)) == kDone; }, kCallerSpin,
-                deadline.value_or(Clock::time_point::max()))) {
-    while (true) {
-      uint32_t s = state.load(std::memory_order_acquire);
-      if (base(s) == kDone) break;
-      if (deadline && Clock::now() >= *deadline) {
-        if (std::optional<Error> timeout = expire(*job)) {
-          job.release();  // the node's now (see job.h)
-          return fail(*timeout);
-        }
-        continue;  // it finished just now
-      }
-      if ((s & kCallerSleeping) == 0 &&
-          !state.compare_exchange_weak(s, s | kCallerSleeping, std::memory_order_acquire)) {
-        continue;
-      }
-      futex_wait(state, s | kCallerSleeping, deadline);
+  auto done = [&] { return base(state.load(std::memory_order_acquire)) == kDone; };
+  // Short jobs answer within microseconds: spin before sleeping, to save the wake-up. The
+  // first turns read no clock; the deadline counts from the first read, a few hundred
+  // nanoseconds after the call began.
+  if (!spin_turns(done)) {
+    std::optional<Clock::time_point> deadline;
+    if (timeout) deadline = Clock::now() + *timeout;
+    if (!spin_for(done, kCallerSpin, deadline.value_or(Clock::time_point::max()))) {
+      if (auto r = sleep_until_done(job, deadline); !r) return r;
     }
   }
   // Done: the node wrote the error before it set kDone and never touches the job again.
@@ -316,10 +325,31 @@ Result<void> NodeImpl::wait(std::unique_ptr<Job>& job, std::optional<Clock::time
   return {};
 }
 
+Result<void> NodeImpl::sleep_until_done(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline) {
+  using namespace job_state;
+  std::atomic<uint32_t>& state = job->state;
+  while (true) {
+    uint32_t s = state.load(std::memory_order_acquire);
+    if (base(s) == kDone) return {};
+    if (deadline && Clock::now() >= *deadline) {
+      if (std::optional<Error> timeout = expire(*job)) {
+        job.release();  // the node's now (see job.h)
+        return fail(*timeout);
+      }
+      continue;  // it finished just now
+    }
+    if ((s & kCallerSleeping) == 0 &&
+        !state.compare_exchange_weak(s, s | kCallerSleeping, std::memory_order_acquire)) {
+      continue;
+    }
+    futex_wait(state, s | kCallerSleeping, deadline);
+  }
+}
+
 void NodeImpl::finish_job(Job* job, Result<void> result, uint32_t from) {
   using namespace job_state;
   if (!result) {
-    errors_.fetch_add(1);
+    bump(errors_);
     {
       std::lock_guard lock(stats_mu_);
       last_error_ = result.error().to_string();
@@ -363,14 +393,17 @@ void NodeImpl::call_done(const JobDone& done, Result<void> result) {
 }
 
 void NodeImpl::fail_queued(Errc code, const std::string& why) {
-  wait_for_publishers();
+  // Callers see the node stopped or down (health_ or stopping_, set before this under mu_)
+  // when they push to the queue after the swap, and a closed mailbox after the exchange.
   std::deque<Job*> jobs;
   {
     std::lock_guard lock(mu_);
     jobs.swap(queue_);
     doorbell_.queued.fetch_sub(static_cast<int64_t>(jobs.size()), std::memory_order_release);
   }
-  if (Job* j = doorbell_.mailbox.exchange(nullptr, std::memory_order_seq_cst)) jobs.push_front(j);
+  if (Job* boxed = doorbell_.mailbox.exchange(closed_mark(), std::memory_order_seq_cst); is_job(boxed)) {
+    jobs.push_front(boxed);
+  }
   for (Job* job : jobs) finish_job(job, fail(code, why), job_state::kQueued);
 }
 
@@ -392,6 +425,11 @@ Result<void> NodeImpl::bring_up() {
   auto device = Device::create(dopt);
   if (!device) return fail(device.error());
   device_ = std::move(*device);
+  if (options_.avoid_device_interrupt_cpus) {
+    if (worker_cpus_.empty()) worker_cpus_ = thread_cpus();
+    const std::string placed = keep_thread_off_device_interrupts(device_->info().pci_address, worker_cpus_);
+    if (!placed.empty()) log(LogLevel::info, "node '{}': worker {}", options_.name, placed);
+  }
   PipelineCacheOptions popt;
   popt.directory = options_.cache_dir;
   popt.persistent = options_.persist_pipeline_cache;
@@ -461,6 +499,8 @@ void NodeImpl::worker_main() {
   while (true) {
     auto up = bring_up();
     if (up) {
+      Job* closed = closed_mark();  // by the drain of a previous life: open it again
+      doorbell_.mailbox.compare_exchange_strong(closed, nullptr);
       set_health(NodeHealth::ready);
       {
         std::lock_guard lock(mu_);
@@ -527,9 +567,9 @@ void NodeImpl::serve() {
 }
 
 Job* NodeImpl::take_ready() {
-  // The worker is the mailbox's only reader, so a plain store empties it: a caller's
-  // swap cannot land between the load and the store while the box is full.
-  if (Job* job = doorbell_.mailbox.load(std::memory_order_acquire)) {
+  // The worker is the mailbox's only reader and the only one to close it, so a plain
+  // store empties it: a caller's swap cannot land while the box is full.
+  if (Job* job = doorbell_.mailbox.load(std::memory_order_acquire); is_job(job)) {
     doorbell_.mailbox.store(nullptr, std::memory_order_relaxed);
     return job;
   }
@@ -546,7 +586,7 @@ Job* NodeImpl::next_job() {
   while (true) {
     // A caller that just got its answer often sends the next job at once.
     spin_for([&] {
-      return doorbell_.mailbox.load(std::memory_order_relaxed) != nullptr ||
+      return is_job(doorbell_.mailbox.load(std::memory_order_relaxed)) ||
              doorbell_.queued.load(std::memory_order_relaxed) > 0 || doorbell_.attention.load(std::memory_order_relaxed);
     }, kWorkerSpin);
     if (crash_requested_.load()) return nullptr;
@@ -556,19 +596,13 @@ Job* NodeImpl::next_job() {
     // both sides): a job published meanwhile is either seen here or wakes the sleep.
     doorbell_.worker_sleeping.store(true, std::memory_order_seq_cst);
     const bool woken = cv_.wait_for(lock, options_.persist_interval, [&] {
-      return doorbell_.mailbox.load(std::memory_order_seq_cst) != nullptr || !queue_.empty() || stopping_ ||
+      return is_job(doorbell_.mailbox.load(std::memory_order_seq_cst)) || !queue_.empty() || stopping_ ||
              crash_requested_.load();
     });
     doorbell_.worker_sleeping.store(false, std::memory_order_relaxed);
     if (crash_requested_.load()) return nullptr;
-    if (doorbell_.mailbox.load() != nullptr || !queue_.empty()) continue;  // taken at the top, unlocked
-    if (stopping_) {
-      // Jobs that passed the acceptance check before the stop still run.
-      lock.unlock();
-      wait_for_publishers();
-      if (doorbell_.mailbox.load() != nullptr || doorbell_.queued.load() > 0) continue;
-      return nullptr;
-    }
+    if (is_job(doorbell_.mailbox.load()) || !queue_.empty()) continue;  // taken at the top, unlocked
+    if (stopping_) return nullptr;
     if (!woken) {
       lock.unlock();
       maybe_persist(false);
@@ -590,7 +624,7 @@ void NodeImpl::run_one(Job* job) {
   if (auto q = quarantine_.check(job->kernels); !q) {
     result = q;
   } else {
-    if (job->is_exec) exec_count_.fetch_add(1, std::memory_order_relaxed);
+    if (job->is_exec) bump(exec_count_);
     NodeContext ctx(*this, scratch_, job->client);
     try {
       result = job->fn(ctx);
@@ -604,7 +638,7 @@ void NodeImpl::run_one(Job* job) {
       if (auto s = registry_.sync_durable(*stream_, options_.hang_limit); !s) result = s;
     }
   }
-  job_count_.fetch_add(1, std::memory_order_relaxed);
+  bump(job_count_);
   const bool lost = device_->is_lost();
   if (lost && (result || result.error().code != Errc::device_lost)) {
     result = fail(Errc::device_lost, "the device was lost while the job ran",
@@ -703,7 +737,7 @@ NodeStatus NodeImpl::status() {
   {
     std::lock_guard lock(mu_);
     s.health = health_;
-    s.queue_depth = queue_.size() + (doorbell_.mailbox.load() != nullptr ? 1 : 0);
+    s.queue_depth = queue_.size() + (is_job(doorbell_.mailbox.load()) ? 1 : 0);
   }
   const auto now = Clock::now();
   const int64_t since = inflight_since_ns_.load(std::memory_order_relaxed);

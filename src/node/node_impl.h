@@ -45,9 +45,9 @@ class NodeImpl {
   // on (`job` is null after). Errors: node_dead when the node is down or stopping; `job`
   // is then still the caller's.
   Result<void> submit(std::unique_ptr<Job>& job);
-  // Waits for the blocking `job` until `deadline` (none: forever). Errors: node_timeout
+  // Waits for the blocking `job` for `timeout` (none: forever). Errors: node_timeout
   // (`job` is then the node's and null here) or the job's error.
-  Result<void> wait(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline);
+  Result<void> wait(std::unique_ptr<Job>& job, std::optional<std::chrono::milliseconds> timeout);
   // Has the deadline timer expire the asynchronous `job` at `deadline` (see submit_job).
   // Requires: job->on_done is set; call before submit().
   void watch_deadline(Job* job, Clock::time_point deadline);
@@ -85,9 +85,13 @@ class NodeImpl {
   // node is stopping and nothing is left.
   Job* next_job();
   Job* take_ready();
-  void publish(Job* job);
-  // Waits until no submission is between its acceptance check and its publication.
-  void wait_for_publishers() const;
+  // False when the node no longer accepts work (checked under mu_ where it matters).
+  bool publish(Job* job);
+  void wake_worker();
+  Result<void> sleep_until_done(std::unique_ptr<Job>& job, std::optional<Clock::time_point> deadline);
+  // The mailbox holds a job, nothing, or closed_mark() after the worker's last drain.
+  Job* closed_mark() const { return reinterpret_cast<Job*>(const_cast<Doorbell*>(&doorbell_)); }
+  bool is_job(const Job* boxed) const;
   void run_one(Job* job);
   // Settles a job that was `from` (running, or queued when failed unstarted) with
   // `result`: the waiter is woken, or on_done is answered, or, where the caller or the
@@ -127,9 +131,9 @@ class NodeImpl {
     std::atomic<bool> attention{false};  // a stop or crash was requested
   };
   Doorbell doorbell_;
-  // Read by every submission; written when the node stops or changes health.
+  // Read by every submission (a quick refusal; publish() decides); written when the node
+  // stops or changes health.
   alignas(64) std::atomic<bool> accepting_{false};  // !stopping_ and ready or recovering
-  std::atomic<int32_t> publishing_{0};  // submissions past the acceptance check, not yet published
 
   // Guarded by mu_.
   mutable std::mutex mu_;
@@ -166,6 +170,7 @@ class NodeImpl {
   std::map<KernelId, KernelRecord> kernel_records_;
   std::map<std::string, ScratchStore> scratch_;
   Clock::time_point last_persist_ = Clock::now();
+  std::vector<int> worker_cpus_;  // where the worker could run before placement
 
   // The deadline timer of asynchronous jobs: started with the first one that has a
   // deadline; sleeps until the earliest. Guarded by timer_mu_.

@@ -105,7 +105,7 @@ namespace {
 struct PreparedJob {
   std::shared_ptr<NodeImpl> node;
   std::unique_ptr<Job> job;
-  std::optional<NodeImpl::Clock::time_point> deadline;
+  std::optional<std::chrono::milliseconds> timeout;
 };
 
 Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
@@ -118,8 +118,7 @@ Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vect
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
   p.job->is_exec = is_exec;
-  const auto timeout = call.timeout ? call.timeout : p.node->default_timeout();
-  if (timeout) p.deadline = NodeImpl::Clock::now() + *timeout;
+  p.timeout = call.timeout ? call.timeout : p.node->default_timeout();
   return p;
 }
 
@@ -127,7 +126,7 @@ Result<void> run_job_as(const CallOptions& call, ErasedJob fn, std::vector<Kerne
   auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
   if (auto r = p->node->submit(p->job); !r) return r;
-  return p->node->wait(p->job, p->deadline);
+  return p->node->wait(p->job, p->timeout);
 }
 
 Result<void> submit_job_as(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
@@ -139,7 +138,7 @@ Result<void> submit_job_as(const CallOptions& call, ErasedJob fn, std::vector<Ke
   job->has_waiter = false;
   job->on_done = std::move(on_done);
   // Watched before it is queued, so that a job cannot end before its entry exists.
-  if (p->deadline) n.watch_deadline(job.get(), *p->deadline);
+  if (p->timeout) n.watch_deadline(job.get(), NodeImpl::Clock::now() + *p->timeout);
   auto r = n.submit(job);
   if (r) return {};  // the node's from here (see job.h)
   // Not queued. The caller has the error instead, unless the deadline (a very short one)

@@ -57,6 +57,8 @@ struct DeviceInfo {
   bool has_robustness2 = false;
   bool has_creation_feedback = false;
   bool has_module_identifier = false;  // VK_EXT_shader_module_identifier (with cache control)
+  // "dddd:bb:dd.f" where the driver reports it (VK_EXT_pci_bus_info), else empty.
+  std::string pci_address;
 };
 
 // "discrete", "integrated", "virtual", "cpu" or "other".

@@ -58,6 +58,9 @@ struct NodeOptions {
   std::chrono::milliseconds restart_window{60'000};
   std::chrono::milliseconds restart_backoff{100};
   bool enable_validation = false;  // also on with $VKNODE_VALIDATION=1
+  // Keeps the worker thread off the CPUs that take the GPU's interrupts (Linux, PCI
+  // devices): fence waits from such a CPU cost 3x on the H200 machine.
+  bool avoid_device_interrupt_cpus = true;
   // Test-only: the first N initialisations fail (supervisor tests).
   uint32_t TEST_fail_initializations = 0;
 };
