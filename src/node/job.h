@@ -16,11 +16,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "vknode/node/node.h"
+#include "vknode/node/program.h"
 
 namespace vkn::detail {
 
@@ -45,19 +47,27 @@ struct Job;
 // Asynchronous jobs by deadline (NodeImpl's deadline timer).
 using DeadlineMap = std::multimap<std::chrono::steady_clock::time_point, Job*>;
 
-// What the worker needs to start the job and the word the caller waits on come first, to
-// share one or two cache lines: the hand-off moves them once each way. (Not alignas(64):
-// an over-aligned allocation costs four times a plain one; the worker prefetches.)
+// Laid out for the hand-off. The first 64 bytes are the caller's alone: freeing the job
+// writes the allocator's bookkeeping there, which then costs no transfer of a line the
+// worker holds. What the worker needs to start the job and the word the caller waits on
+// follow, to share one or two lines that move once each way. (Not alignas(64): an
+// over-aligned allocation costs four times a plain one; the worker prefetches.)
 struct Job {
+  // The caller's line (the worker reads it only for scratch stores and quarantined kernels).
+  std::string client;             // names the scratch store; read only if the job asks for it
+  std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
+  char caller_line_end[8]{};
+
+  // The hand-off's lines.
   std::atomic<uint32_t> state{job_state::kQueued};
   bool has_waiter = true;  // blocking (run_job) rather than asynchronous (submit_job)
   bool is_exec = false;    // counted in NodeStatus::exec_count when it runs
   ErasedJob fn;
-  std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
+  ProgramResult exec_result;  // a blocking exec's result, beside the word its caller reads
 
-  std::string client;          // names the scratch store; read only if the job asks for it
-  std::optional<Error> error;  // written by the node before it sets kDone
-  JobDone on_done;             // asynchronous jobs: called once by whoever settles the job
+  std::optional<Error> error;     // written by the node before it sets kDone
+  std::shared_ptr<const void> payload;  // what fn works on, freed with the job (exec: Program, result)
+  JobDone on_done;                // asynchronous jobs: called once by whoever settles the job
   // Guarded by the node's timer mutex: this job's entry in the deadline map.
   std::optional<DeadlineMap::iterator> deadline_entry;
 };

@@ -23,7 +23,7 @@ class KernelQuarantine {
 
   // Errors: kernel_quarantined naming the first quarantined kernel in `kernels`.
   [[nodiscard]] Result<void> check(std::span<const KernelId> kernels) {
-    if (kernels.empty() || !is_tracking()) return {};  // the usual case: no clock read, no lock
+    if (!is_tracking() || kernels.empty()) return {};  // the usual case: no clock read, no lock
     return check(kernels, Clock::now());
   }
   [[nodiscard]] Result<void> check(std::span<const KernelId> kernels, Clock::time_point now);

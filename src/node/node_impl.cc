@@ -567,12 +567,9 @@ void NodeImpl::serve() {
 }
 
 Job* NodeImpl::take_ready() {
-  // The worker is the mailbox's only reader and the only one to close it, so a plain
-  // store empties it: a caller's swap cannot land while the box is full.
-  if (Job* job = doorbell_.mailbox.load(std::memory_order_acquire); is_job(job)) {
-    doorbell_.mailbox.store(nullptr, std::memory_order_relaxed);
-    return job;
-  }
+  // Left in the box until run_one has claimed it: emptying it first would make the claim
+  // wait for that store to reach the callers' cores.
+  if (Job* job = doorbell_.mailbox.load(std::memory_order_acquire); is_job(job)) return job;
   if (doorbell_.queued.load(std::memory_order_acquire) <= 0) return nullptr;
   std::lock_guard lock(mu_);
   if (queue_.empty()) return nullptr;  // counted a moment before it is pushed
@@ -612,10 +609,16 @@ Job* NodeImpl::next_job() {
 
 void NodeImpl::run_one(Job* job) {
   using namespace job_state;
-  // The job's first fields may straddle two lines: fetch the second alongside the first,
+  // The hand-off's fields may straddle two lines: fetch the second alongside the first,
   // which the swap below takes for writing.
-  __builtin_prefetch(reinterpret_cast<const char*>(job) + 63);
-  if (!advance_job(job->state, kQueued, kRunning)) {
+  __builtin_prefetch(reinterpret_cast<const char*>(&job->state) + 63);
+  const bool claimed = advance_job(job->state, kQueued, kRunning).has_value();
+  // The worker is the mailbox's only reader and the only one to close it, so a plain store
+  // empties it: no caller's swap can land while the box holds this job.
+  if (doorbell_.mailbox.load(std::memory_order_relaxed) == job) {
+    doorbell_.mailbox.store(nullptr, std::memory_order_relaxed);
+  }
+  if (!claimed) {
     retire(job);  // withdrawn at its deadline: it never runs
     return;
   }

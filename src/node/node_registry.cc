@@ -103,8 +103,10 @@ namespace {
 // A job for the node `call` names, with its deadline, once its kernels pass quarantine:
 // what the blocking and the asynchronous paths share.
 struct PreparedJob {
-  std::shared_ptr<NodeImpl> node;
+  // Declared first, freed last: the node's count is dropped before the job's memory, on
+  // which freeing waits for lines the worker last wrote.
   std::unique_ptr<Job> job;
+  std::shared_ptr<NodeImpl> node;
   std::optional<std::chrono::milliseconds> timeout;
 };
 
@@ -113,8 +115,8 @@ Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vect
   auto node = find_live_node(call.node);
   if (!node) return fail(node.error());
   if (auto q = (*node)->quarantine().check(kernels); !q) return fail(q.error());
-  PreparedJob p{std::move(*node), std::make_unique<Job>(), std::nullopt};
-  p.job->fn = std::move(fn);
+  PreparedJob p{std::make_unique<Job>(), std::move(*node), std::nullopt};
+  if (fn) p.job->fn = std::move(fn);
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
   p.job->is_exec = is_exec;
@@ -122,17 +124,22 @@ Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vect
   return p;
 }
 
+Result<void> run_prepared(PreparedJob& p) {
+  if (auto r = p.node->submit(p.job); !r) return r;
+  return p.node->wait(p.job, p.timeout);
+}
+
 Result<void> run_job_as(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels, bool is_exec) {
   auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
-  if (auto r = p->node->submit(p->job); !r) return r;
-  return p->node->wait(p->job, p->timeout);
+  return run_prepared(*p);
 }
 
 Result<void> submit_job_as(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
-                           JobDone on_done, bool is_exec) {
+                           JobDone on_done, bool is_exec, std::shared_ptr<const void> payload = nullptr) {
   auto p = prepare_job(call, std::move(fn), std::move(kernels), is_exec);
   if (!p) return fail(p.error());
+  p->job->payload = std::move(payload);
   NodeImpl& n = *p->node;
   std::unique_ptr<Job>& job = p->job;
   job->has_waiter = false;
@@ -163,16 +170,16 @@ Result<void> submit_job(const CallOptions& call, ErasedJob fn, std::vector<Kerne
 
 namespace {
 
-// What an exec call and its job share, in one allocation: the Program (held, as the job
-// may still run after a caller that timed out has returned) and its result.
+// What an asynchronous exec and its job share, in one allocation held by the job (it may
+// still run after its deadline answered) and by the completion: the Program and its result.
 struct ExecCall {
   std::shared_ptr<const Program> program;
   ProgramResult out;
 };
 
-detail::ErasedJob program_job(std::shared_ptr<ExecCall> exec_call) {
-  return [c = std::move(exec_call)](Context& ctx) -> Result<void> {
-    auto result = run_program(ctx, *c->program);
+detail::ErasedJob program_job(ExecCall* c) {
+  return [c, program = c->program.get()](Context& ctx) -> Result<void> {
+    auto result = run_program(ctx, *program);
     if (!result) return fail(result.error());
     c->out = std::move(*result);
     return {};
@@ -185,21 +192,35 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
   auto c = std::make_shared<ExecCall>(std::make_shared<const Program>(std::move(program)));
   std::vector<KernelId> kernels = program_kernels(*c->program);
   return detail::submit_job_as(
-      call, program_job(c), std::move(kernels),
+      call, program_job(c.get()), std::move(kernels),
       [c, done = std::move(on_done)](Result<void> r) {
         if (!r) return done(fail(r.error()));
         done(std::move(c->out));
       },
-      true);
+      true, c);
 }
 
 Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call) {
   if (program == nullptr) return fail(Errc::invalid_argument, "exec of a null Program");
-  auto c = std::make_shared<ExecCall>(std::move(program));
-  std::vector<KernelId> kernels = program_kernels(*c->program);
-  auto r = detail::run_job_as(call, program_job(c), std::move(kernels), true);
-  if (!r) return fail(r.error());
-  return std::move(c->out);
+  auto p = detail::prepare_job(call, nullptr, program_kernels(*program), true);
+  if (!p) return fail(p.error());
+  detail::Job* job = p->job.get();
+  // The job holds the Program (it may still run after a caller that timed out has returned)
+  // and writes its result into itself, beside the word the caller waits on.
+  job->fn = [job, program = program.get()](Context& ctx) -> Result<void> {
+    auto result = run_program(ctx, *program);
+    if (!result) return fail(result.error());
+    job->exec_result = std::move(*result);
+    return {};
+  };
+  job->payload = std::move(program);
+  if (auto r = detail::run_prepared(*p); !r) return fail(r.error());
+  // Nothing to move is only read: writing to the line the worker wrote would make the
+  // locked count drops that follow wait for it.
+  ProgramResult out;
+  if (!job->exec_result.downloads.empty()) out.downloads = std::move(job->exec_result.downloads);
+  out.gpu_wait_ms = job->exec_result.gpu_wait_ms;
+  return out;
 }
 
 Result<ProgramResult> exec(const Program& program, const CallOptions& call) {

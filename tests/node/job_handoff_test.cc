@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/job.h"
 #include "testing/node_fixture.h"
 #include "vknode/node/node.h"
 
@@ -27,6 +28,18 @@ void busy_for(std::chrono::microseconds d) {
   const auto end = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < end) {
   }
+}
+
+TEST(JobLayoutTest, TheFirstLineIsTheCallersAlone) {
+  detail::Job job;
+  const auto offset = [&](const void* field) {
+    return static_cast<const char*>(field) - reinterpret_cast<const char*>(&job);
+  };
+  // Freeing a job writes the allocator's bookkeeping into its first 16 bytes; the worker's
+  // fields start a line later (job.h).
+  EXPECT_GE(offset(&job.state), 64);
+  EXPECT_GE(offset(&job.fn), 64);
+  EXPECT_GE(offset(&job.error), 64);
 }
 
 // Deadlines of 0-150 us against jobs of 0-100 us: every outcome (done, withdrawn before it
