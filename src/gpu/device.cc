@@ -289,7 +289,9 @@ Result<void> Device::create_logical_device() {
   VkPhysicalDeviceShaderModuleIdentifierFeaturesEXT ident{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_MODULE_IDENTIFIER_FEATURES_EXT};
   VkPhysicalDeviceVulkan13Features v13{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
   VkPhysicalDeviceFeatures2 supported{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  supported.pNext = &timeline;
   if (info_.has_robustness2) {
     robust2.pNext = supported.pNext;
     supported.pNext = &robust2;
@@ -300,17 +302,23 @@ Result<void> Device::create_logical_device() {
     supported.pNext = &ident;
   }
   vkGetPhysicalDeviceFeatures2(physical_, &supported);
+  // Streams wait on a timeline semaphore (a Vulkan 1.2 feature every 1.2 device has).
+  if (!timeline.timelineSemaphore) return fail(Errc::unsupported, "the device lacks timeline semaphores", info_.name);
   info_.has_module_identifier = info_.has_module_identifier && ident.shaderModuleIdentifier &&
                                 v13.pipelineCreationCacheControl;
   VkPhysicalDeviceRobustness2FeaturesEXT robust2_on{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
   robust2_on.robustBufferAccess2 = robust2.robustBufferAccess2;
+  VkPhysicalDeviceTimelineSemaphoreFeatures timeline_on{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
+  timeline_on.timelineSemaphore = VK_TRUE;
   VkPhysicalDeviceFeatures2 enabled{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  enabled.pNext = &timeline_on;
   enabled.features.robustBufferAccess = supported.features.robustBufferAccess;
   enabled.features.shaderFloat64 = supported.features.shaderFloat64;
   enabled.features.shaderInt64 = supported.features.shaderInt64;
   std::vector<const char*> exts{VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
   if (info_.has_robustness2 && robust2.robustBufferAccess2 && supported.features.robustBufferAccess) {
     exts.push_back(VK_EXT_ROBUSTNESS_2_EXTENSION_NAME);
+    robust2_on.pNext = enabled.pNext;
     enabled.pNext = &robust2_on;
   } else {
     info_.has_robustness2 = false;

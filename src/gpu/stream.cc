@@ -1,5 +1,7 @@
 #include "vknode/gpu/stream.h"
 
+#include <optional>
+
 #include <algorithm>
 #include "util/strformat.h"
 #include <thread>
@@ -56,7 +58,6 @@ constexpr VkPipelineStageFlags kWorkStages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BI
 struct Stream::Slot {
   OwnedCommandPool pool;
   VkCommandBuffer cmd = VK_NULL_HANDLE;
-  OwnedFence fence;
   uint64_t serial = 0;   // batch last submitted from this slot
   bool pending = false;  // submitted and not yet seen complete
   uint32_t commands = 0;
@@ -80,14 +81,19 @@ Stream::Stream(Device& device, const StreamOptions& options)
 uint64_t Stream::transfer_chunk() const { return std::min(kTransferChunk, options_.max_staging_bytes / 2); }
 
 Stream::~Stream() {
-  // Never destroy a fence or command buffer the GPU may still use. On a really lost
-  // device the wait returns VK_ERROR_DEVICE_LOST at once.
+  // Never destroy a command buffer the GPU may still use. On a really lost device the
+  // wait returns VK_ERROR_DEVICE_LOST at once.
+  uint64_t last = 0;
   for (auto& s : slots_) {
-    if (s->pending) {
-      VkFence f = s->fence.get();
-      vkWaitForFences(device_.handle(), 1, &f, VK_TRUE, 10'000'000'000ull);
-    }
+    if (s->pending) last = std::max(last, s->serial);
   }
+  if (last == 0 || timeline_.get() == VK_NULL_HANDLE) return;
+  VkSemaphore sem = timeline_.get();
+  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+  wi.semaphoreCount = 1;
+  wi.pSemaphores = &sem;
+  wi.pValues = &last;
+  vkWaitSemaphores(device_.handle(), &wi, 10'000'000'000ull);
 }
 
 Result<std::unique_ptr<Stream>> Stream::create(Device& device, const StreamOptions& options) {
@@ -109,13 +115,17 @@ Result<std::unique_ptr<Stream>> Stream::create(Device& device, const StreamOptio
     ai.commandBufferCount = 1;
     r = vkAllocateCommandBuffers(dev, &ai, &slot->cmd);
     if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkAllocateCommandBuffers"));
-    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VkFence fence = VK_NULL_HANDLE;
-    r = vkCreateFence(dev, &fci, nullptr, &fence);
-    if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateFence"));
-    slot->fence = OwnedFence(dev, fence);
     stream->slots_.push_back(std::move(slot));
   }
+  VkSemaphoreTypeCreateInfo type{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+  type.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+  type.initialValue = 0;
+  VkSemaphoreCreateInfo sci{VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+  sci.pNext = &type;
+  VkSemaphore sem = VK_NULL_HANDLE;
+  const VkResult r = vkCreateSemaphore(dev, &sci, nullptr, &sem);
+  if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkCreateSemaphore (timeline)"));
+  stream->timeline_ = OwnedSemaphore(dev, sem);
   return stream;
 }
 
@@ -132,9 +142,7 @@ Result<Stream::Slot*> Stream::open_batch() {
     if (auto r = wait_slot(s, Clock::now() + options_.reuse_timeout); !r) return fail(r.error());
     finish_slot(s);
   }
-  VkFence fence = s.fence.get();
-  VkResult r = vkResetFences(device_.handle(), 1, &fence);
-  if (r == VK_SUCCESS) r = vkResetCommandPool(device_.handle(), s.pool.get(), 0);
+  VkResult r = vkResetCommandPool(device_.handle(), s.pool.get(), 0);
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "resetting a stream slot"));
   // Steady state: one staging chunk per arena, as big as the largest batch seen, up to
   // options_.retained_staging_bytes; anything beyond is given back.
@@ -342,10 +350,18 @@ Result<Ticket> Stream::submit() {
   if (faults.lose_device_on_submit.load() > 0 && faults.lose_device_on_submit.fetch_sub(1) > 0) {
     r = VK_ERROR_DEVICE_LOST;
   } else {
+    const uint64_t signal = next_serial_;
+    VkTimelineSemaphoreSubmitInfo tsi{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+    tsi.signalSemaphoreValueCount = 1;
+    tsi.pSignalSemaphoreValues = &signal;
+    VkSemaphore sem = timeline_.get();
     VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.pNext = &tsi;
     si.commandBufferCount = 1;
     si.pCommandBuffers = &s.cmd;
-    r = vkQueueSubmit(device_.queue(), 1, &si, s.fence.get());
+    si.signalSemaphoreCount = 1;
+    si.pSignalSemaphores = &sem;
+    r = vkQueueSubmit(device_.queue(), 1, &si, VK_NULL_HANDLE);
   }
   if (r != VK_SUCCESS) {
     s.downloads.clear();
@@ -358,9 +374,15 @@ Result<Ticket> Stream::submit() {
   return Ticket{s.serial};
 }
 
+Result<uint64_t> Stream::completed_on_gpu() {
+  uint64_t value = 0;
+  const VkResult r = vkGetSemaphoreCounterValue(device_.handle(), timeline_.get(), &value);
+  if (r == VK_SUCCESS) return value;
+  if (r == VK_ERROR_DEVICE_LOST) device_.mark_lost();
+  return fail(Error::vulkan(r, "vkGetSemaphoreCounterValue"));
+}
+
 Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
-  const VkDevice dev = device_.handle();
-  VkFence fence = slot.fence.get();
   FaultInjection& faults = device_.TEST_faults();
   if (faults.hang_waits.load() > 0 && faults.hang_waits.fetch_sub(1) > 0) {
     std::this_thread::sleep_until(deadline);
@@ -368,25 +390,27 @@ Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
   }
   const auto spin_end = std::min(Clock::now() + options_.spin, deadline);
   while (true) {
-    const VkResult r = vkGetFenceStatus(dev, fence);
-    if (r == VK_SUCCESS) return {};
-    if (r != VK_NOT_READY) {
-      if (r == VK_ERROR_DEVICE_LOST) device_.mark_lost();
-      return fail(Error::vulkan(r, "vkGetFenceStatus"));
-    }
+    auto done = completed_on_gpu();
+    if (!done) return fail(done.error());
+    if (*done >= slot.serial) return {};
     if (Clock::now() >= spin_end) break;
     cpu_relax();
     if (yield_in_spin_) std::this_thread::yield();
   }
   const auto left = deadline - Clock::now();
   const uint64_t ns = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() : 0;
-  const VkResult r = vkWaitForFences(dev, 1, &fence, VK_TRUE, ns);
+  VkSemaphore sem = timeline_.get();
+  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+  wi.semaphoreCount = 1;
+  wi.pSemaphores = &sem;
+  wi.pValues = &slot.serial;
+  const VkResult r = vkWaitSemaphores(device_.handle(), &wi, ns);
   if (r == VK_SUCCESS) return {};
   if (r == VK_TIMEOUT) {
     return fail(Errc::timeout, vkn::format("GPU batch {} still running at its deadline", slot.serial));
   }
   if (r == VK_ERROR_DEVICE_LOST) device_.mark_lost();
-  return fail(Error::vulkan(r, "vkWaitForFences"));
+  return fail(Error::vulkan(r, "vkWaitSemaphores"));
 }
 
 void Stream::finish_slot(Slot& slot) {
@@ -416,10 +440,15 @@ Result<void> Stream::submit_and_wait(std::chrono::nanoseconds timeout) {
 }
 
 bool Stream::is_idle() {
+  std::optional<uint64_t> done;
   for (auto& s : slots_) {
     if (!s->pending) continue;
-    VkFence fence = s->fence.get();
-    if (vkGetFenceStatus(device_.handle(), fence) != VK_SUCCESS) return false;
+    if (!done) {
+      auto value = completed_on_gpu();
+      if (!value) return false;
+      done = *value;
+    }
+    if (*done < s->serial) return false;
     finish_slot(*s);
   }
   return true;

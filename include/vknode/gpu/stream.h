@@ -1,9 +1,13 @@
 // Stream: records dispatches, copies, fills, uploads and downloads into command
 // buffers and submits them in batches on the device's compute queue. A small ring of
-// slots (command pool, command buffer, fence, staging memory) lets the host record
-// the next batch while the GPU runs the previous one; staging memory is reused, not
-// allocated per call. Every wait has a deadline; it spins briefly, then blocks.
-// A fence is reset only after a wait has seen it signalled.
+// slots (command pool, command buffer, staging memory) lets the host record the next
+// batch while the GPU runs the previous one; staging memory is reused, not allocated
+// per call. Each batch signals the stream's timeline semaphore with its serial; a slot
+// is reused only once the counter has passed its batch. Every wait has a deadline; it
+// spins on the counter briefly, then blocks. (Polling the counter, not a fence: on the
+// H200's driver a fence poll that sees completion leaves 0.6-1.2 us of slow stores
+// behind, which the next locked instruction or cross-thread signal waits for; the
+// counter leaves none and answers 0.5 us sooner. docs/benchmarks.md, 2026-11-29.)
 // Owns its Vulkan objects; must not outlive its Device. Not thread-safe: one thread
 // records and submits (the node's worker thread).
 #pragma once
@@ -17,6 +21,7 @@
 
 #include "vknode/error.h"
 #include "vknode/gpu/kernel.h"
+#include "vknode/gpu/vk_handle.h"
 
 namespace vkn {
 
@@ -25,7 +30,7 @@ class Device;
 
 struct StreamOptions {
   uint32_t slots = 3;
-  // How long a wait spins on the fence before it blocks in the driver.
+  // How long a wait spins on the timeline counter before it blocks in the driver.
   std::chrono::microseconds spin{200};
   // Deadline for waiting on a slot's previous batch before it is reused.
   std::chrono::milliseconds reuse_timeout{30'000};
@@ -125,9 +130,13 @@ class Stream {
   void barrier_before_command(Slot& slot);
   uint64_t transfer_chunk() const;
 
+  // Highest serial the timeline counter has been seen to pass; errors as vkGetSemaphoreCounterValue.
+  Result<uint64_t> completed_on_gpu();
+
   Device& device_;
   StreamOptions options_;
   bool yield_in_spin_ = false;
+  OwnedSemaphore timeline_;  // signalled with each batch's serial
   std::vector<std::unique_ptr<Slot>> slots_;
   Slot* open_ = nullptr;       // the batch being recorded, if any
   uint64_t next_serial_ = 1;   // serial of the next submitted batch

@@ -41,6 +41,7 @@ class OwnedHandle {
 using OwnedBuffer = OwnedHandle<VkBuffer, vkDestroyBuffer>;
 using OwnedMemory = OwnedHandle<VkDeviceMemory, vkFreeMemory>;
 using OwnedFence = OwnedHandle<VkFence, vkDestroyFence>;
+using OwnedSemaphore = OwnedHandle<VkSemaphore, vkDestroySemaphore>;
 using OwnedCommandPool = OwnedHandle<VkCommandPool, vkDestroyCommandPool>;
 using OwnedShaderModule = OwnedHandle<VkShaderModule, vkDestroyShaderModule>;
 using OwnedPipeline = OwnedHandle<VkPipeline, vkDestroyPipeline>;
