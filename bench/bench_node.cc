@@ -242,7 +242,7 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   // every path alike (on a small VM the machine switches between a fast and a slow phase,
   // a 2x difference, every second or so).
   std::vector<double> exec_us, exec_copy_us, with_node_us, program_us, core_us;
-  const int rounds = std::max(1, n / 30);  // 30 samples a round (and 3 untimed warm-ups)
+  const int rounds = std::max(1, n / 10);  // 10 samples a round (and 1 untimed warm-up)
   for (int round = 0; round < rounds; ++round) {
     auto c = sample(n / rounds, core_once);
     auto e = sample(n / rounds, exec_once);
