@@ -93,7 +93,7 @@ Result<RunFigures> run(const Case& c, uint32_t chains, LeapfrogBackend* backend)
 }
 
 // The transition kernel alone: `iterations` iterations of all chains, no draws kept. Also the
-// time the node waited for the GPU (submit to fence) within that advance().
+// time the node waited for the GPU (submit to completion) within that advance().
 struct KernelFigures {
   double steps_per_second = 0, wall_ms = 0, gpu_ms = 0;
   double divergent_share = 0;  // of the timed trajectories
@@ -188,7 +188,7 @@ Result<void> bench_case(const Case& c, const RowSink& sink) {
         .value = k->steps_per_second,
         .baseline = g->steps_per_second});
   sink({.section = "sampler",
-        .metric = vkn::format("{}: kernel only, GPU wait (submit to fence) vs advance() wall time",
+        .metric = vkn::format("{}: kernel only, GPU wait (submit to completion) vs advance() wall time",
                               c.label),
         .unit = "ms",
         .value = k->gpu_ms,

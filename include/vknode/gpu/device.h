@@ -87,7 +87,7 @@ struct DeviceOptions {
 struct FaultInjection {
   std::atomic<int> fail_allocations{0};  // vkAllocateMemory -> VK_ERROR_OUT_OF_DEVICE_MEMORY
   std::atomic<int> lose_device_on_submit{0};  // vkQueueSubmit -> VK_ERROR_DEVICE_LOST
-  std::atomic<int> hang_waits{0};  // fence waits behave as if the GPU never finishes
+  std::atomic<int> hang_waits{0};  // GPU waits behave as if the GPU never finishes
 };
 
 // Every device the loader sees, in enumeration order.
