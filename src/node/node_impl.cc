@@ -35,27 +35,7 @@ inline void spin_pause() {
 #endif
 }
 
-// Spins until `done()` or for `budget` (at most until `latest`). Where turns are pauses,
-// the clock is read only every 32 of them, the first time after the first 32: in a VM a
-// clock read costs more than a pause, and a job answered within those turns then costs
-// no clock read at all.
-template <typename Done>
-bool spin_for(Done&& done, std::chrono::microseconds budget,
-              std::chrono::steady_clock::time_point latest = std::chrono::steady_clock::time_point::max()) {
-  const int turns = kFewCores ? 1 : 32;
-  std::optional<std::chrono::steady_clock::time_point> end;
-  while (true) {
-    for (int i = 0; i < turns; ++i) {
-      if (done()) return true;
-      spin_pause();
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (!end) end = now + budget < latest ? now + budget : latest;
-    if (now >= *end) return done();
-  }
-}
-
-// The first turns of spin_for, which read no clock.
+// Spins a few turns (pauses, or yields where cores are few) until `done()`; reads no clock.
 template <typename Done>
 bool spin_turns(Done&& done) {
   const int turns = kFewCores ? 1 : 32;
@@ -64,6 +44,21 @@ bool spin_turns(Done&& done) {
     spin_pause();
   }
   return done();
+}
+
+// Spins until `done()` or for `budget` (at most until `latest`). The clock is read only
+// between rounds of spin_turns, the first time after the first round: in a VM a clock read
+// costs more than a pause, and a job answered within that round costs no clock read at all.
+template <typename Done>
+bool spin_for(Done&& done, std::chrono::microseconds budget,
+              std::chrono::steady_clock::time_point latest = std::chrono::steady_clock::time_point::max()) {
+  std::optional<std::chrono::steady_clock::time_point> end;
+  while (!spin_turns(done)) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!end) end = now + budget < latest ? now + budget : latest;
+    if (now >= *end) return done();
+  }
+  return true;
 }
 
 // A counter only the worker writes: a plain add, not a locked one (which would first wait

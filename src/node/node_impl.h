@@ -126,7 +126,9 @@ class NodeImpl {
   // while `worker_sleeping` wakes it through cv_.
   struct alignas(64) Doorbell {
     std::atomic<Job*> mailbox{nullptr};
-    std::atomic<int64_t> queued{0};  // queue_.size(), readable without mu_
+    // queue_.size(), readable without mu_. Raised just after the push (so that a spinning
+    // worker takes mu_ uncontended), it can lag the queue for an instant.
+    std::atomic<int64_t> queued{0};
     std::atomic<bool> worker_sleeping{false};
     std::atomic<bool> attention{false};  // a stop or crash was requested
   };
@@ -152,7 +154,7 @@ class NodeImpl {
   // Written by the worker per job.
   alignas(64) std::atomic<uint64_t> exec_count_{0};
   std::atomic<uint64_t> job_count_{0}, errors_{0};
-  std::atomic<int64_t> inflight_since_ns_{0};  // steady clock; 0: nothing in flight
+  std::atomic<int64_t> inflight_since_ns_{0};  // coarse monotonic clock; 0: nothing in flight
   // Written rarely.
   alignas(64) std::atomic<uint64_t> timeouts_{0}, withdrawn_{0};
   std::atomic<uint64_t> restarts_{0}, device_resets_{0};
