@@ -88,12 +88,7 @@ Stream::~Stream() {
     if (s->pending) last = std::max(last, s->serial);
   }
   if (last == 0 || timeline_.get() == VK_NULL_HANDLE) return;
-  VkSemaphore sem = timeline_.get();
-  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
-  wi.semaphoreCount = 1;
-  wi.pSemaphores = &sem;
-  wi.pValues = &last;
-  vkWaitSemaphores(device_.handle(), &wi, 10'000'000'000ull);
+  (void)block_until_completed(last, 10'000'000'000ull);
 }
 
 Result<std::unique_ptr<Stream>> Stream::create(Device& device, const StreamOptions& options) {
@@ -374,6 +369,15 @@ Result<Ticket> Stream::submit() {
   return Ticket{s.serial};
 }
 
+VkResult Stream::block_until_completed(uint64_t serial, uint64_t timeout_ns) {
+  VkSemaphore sem = timeline_.get();
+  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+  wi.semaphoreCount = 1;
+  wi.pSemaphores = &sem;
+  wi.pValues = &serial;
+  return vkWaitSemaphores(device_.handle(), &wi, timeout_ns);
+}
+
 Result<uint64_t> Stream::completed_on_gpu() {
   uint64_t value = 0;
   const VkResult r = vkGetSemaphoreCounterValue(device_.handle(), timeline_.get(), &value);
@@ -399,12 +403,7 @@ Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
   }
   const auto left = deadline - Clock::now();
   const uint64_t ns = left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() : 0;
-  VkSemaphore sem = timeline_.get();
-  VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
-  wi.semaphoreCount = 1;
-  wi.pSemaphores = &sem;
-  wi.pValues = &slot.serial;
-  const VkResult r = vkWaitSemaphores(device_.handle(), &wi, ns);
+  const VkResult r = block_until_completed(slot.serial, ns);
   if (r == VK_SUCCESS) return {};
   if (r == VK_TIMEOUT) {
     return fail(Errc::timeout, vkn::format("GPU batch {} still running at its deadline", slot.serial));

@@ -228,10 +228,11 @@ std::optional<Error> NodeImpl::expire(Job& job) {
   return std::nullopt;  // done
 }
 
-void NodeImpl::update_accepting() {
-  accepting_.store(!stopping_ && (health_ == NodeHealth::ready || health_ == NodeHealth::recovering),
-                   std::memory_order_seq_cst);
+bool NodeImpl::accepts_work() const {
+  return !stopping_ && (health_ == NodeHealth::ready || health_ == NodeHealth::recovering);
 }
+
+void NodeImpl::update_accepting() { accepting_.store(accepts_work(), std::memory_order_seq_cst); }
 
 void NodeImpl::set_health(NodeHealth h) {
   {
@@ -281,7 +282,7 @@ bool NodeImpl::publish(Job* job) {
   }
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || (health_ != NodeHealth::ready && health_ != NodeHealth::recovering)) return false;
+    if (!accepts_work()) return false;
     queue_.push_back(job);
   }
   // Counted after the unlock: a worker spinning on it then takes mu_ uncontended.
@@ -366,8 +367,7 @@ void NodeImpl::finish_job(Job* job, Result<void> result, uint32_t from) {
     return;
   }
   JobDone done = std::move(job->on_done);
-  unwatch_deadline(job);
-  delete job;
+  retire(job);  // before the completion, which may take its time
   call_done(done, std::move(result));
 }
 

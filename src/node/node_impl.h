@@ -97,7 +97,8 @@ class NodeImpl {
   // `result`: the waiter is woken, or on_done is answered, or, where the caller or the
   // deadline gave the job up, it is freed.
   void finish_job(Job* job, Result<void> result, uint32_t from);
-  // Frees a job the caller or its deadline gave up.
+  // Frees a job the node owns (given up by its caller or deadline, or an asynchronous one
+  // answered), after its deadline is unwatched.
   void retire(Job* job);
   // At a job's deadline: withdraws it (queued) or abandons it (running), counts the
   // timeout and returns the caller's node_timeout; nullopt when it is already done.
@@ -110,7 +111,8 @@ class NodeImpl {
   void maybe_persist(bool force);
   void publish_stats(bool device_changed);
   void set_health(NodeHealth h);
-  void update_accepting();  // requires mu_
+  bool accepts_work() const;  // !stopping_ and ready or recovering; requires mu_
+  void update_accepting();    // accepting_ = accepts_work(); requires mu_
   bool supervise_restart(const Error& why);
 
   const NodeOptions options_;

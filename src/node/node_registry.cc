@@ -177,11 +177,12 @@ struct ExecCall {
   ProgramResult out;
 };
 
-detail::ErasedJob program_job(ExecCall* c) {
-  return [c, program = c->program.get()](Context& ctx) -> Result<void> {
+// The job that runs `program` into `out`; both outlive it (see their owners below).
+detail::ErasedJob program_job(const Program* program, ProgramResult* out) {
+  return [program, out](Context& ctx) -> Result<void> {
     auto result = run_program(ctx, *program);
     if (!result) return fail(result.error());
-    c->out = std::move(*result);
+    *out = std::move(*result);
     return {};
   };
 }
@@ -192,7 +193,7 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
   auto c = std::make_shared<ExecCall>(std::make_shared<const Program>(std::move(program)));
   std::vector<KernelId> kernels = program_kernels(*c->program);
   return detail::submit_job_as(
-      call, program_job(c.get()), std::move(kernels),
+      call, program_job(c->program.get(), &c->out), std::move(kernels),
       [c, done = std::move(on_done)](Result<void> r) {
         if (!r) return done(fail(r.error()));
         done(std::move(c->out));
@@ -207,12 +208,7 @@ Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOpt
   detail::Job* job = p->job.get();
   // The job holds the Program (it may still run after a caller that timed out has returned)
   // and writes its result into itself, beside the word the caller waits on.
-  job->fn = [job, program = program.get()](Context& ctx) -> Result<void> {
-    auto result = run_program(ctx, *program);
-    if (!result) return fail(result.error());
-    job->exec_result = std::move(*result);
-    return {};
-  };
+  job->fn = program_job(program.get(), &job->exec_result);
   job->payload = std::move(program);
   if (auto r = detail::run_prepared(*p); !r) return fail(r.error());
   // Nothing to move is only read: writing to the line the worker wrote would make the

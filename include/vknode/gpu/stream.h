@@ -132,6 +132,8 @@ class Stream {
 
   // Highest serial the timeline counter has been seen to pass; errors as vkGetSemaphoreCounterValue.
   Result<uint64_t> completed_on_gpu();
+  // Blocks in the driver until the counter reaches `serial` (vkWaitSemaphores' result).
+  VkResult block_until_completed(uint64_t serial, uint64_t timeout_ns);
 
   Device& device_;
   StreamOptions options_;
