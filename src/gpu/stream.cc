@@ -70,6 +70,9 @@ struct Stream::Slot {
   };
   std::vector<Download> downloads;
   bool has_host_reads = false;  // a staged download: the host reads staging after the batch
+  // Something was recorded or staged. A batch opened early (open_next_batch_early) stays
+  // open, unrecorded, until something is: until then it is neither submitted nor discarded.
+  bool recorded = false;
 };
 
 Stream::Stream(Device& device, const StreamOptions& options)
@@ -130,8 +133,8 @@ Result<void> Stream::check_usable() const {
 }
 
 Result<Stream::Slot*> Stream::open_batch() {
-  if (open_ != nullptr) return open_;
   if (auto r = check_usable(); !r) return fail(r.error());
+  if (open_ != nullptr) return open_;
   Slot& s = *slots_[next_serial_ % slots_.size()];
   if (s.pending) {
     if (auto r = wait_slot(s, Clock::now() + options_.reuse_timeout); !r) return fail(r.error());
@@ -161,8 +164,14 @@ Result<Stream::Slot*> Stream::open_batch() {
   if (r != VK_SUCCESS) return fail(Error::vulkan(r, "vkBeginCommandBuffer"));
   s.commands = 0;
   s.has_host_reads = false;
+  s.recorded = false;
   open_ = &s;
   return open_;
+}
+
+void Stream::open_next_batch_early() {
+  if (open_ != nullptr || slots_[next_serial_ % slots_.size()]->pending) return;  // never waits for a slot
+  if (open_batch()) ++stats_.batches_opened_early;  // a failure comes back from the first record
 }
 
 void Stream::barrier_before_command(Slot& slot) {
@@ -171,12 +180,14 @@ void Stream::barrier_before_command(Slot& slot) {
     const VkMemoryBarrier b = full_barrier();
     vkCmdPipelineBarrier(slot.cmd, kWorkStages, kWorkStages, 0, 1, &b, 0, nullptr, 0, nullptr);
   }
+  slot.recorded = true;
   ++slot.commands;
   ++stats_.commands;
 }
 
 void Stream::record_barrier() {
   if (open_ == nullptr) return;
+  open_->recorded = true;
   const VkMemoryBarrier b = full_barrier();
   vkCmdPipelineBarrier(open_->cmd, kWorkStages, kWorkStages, 0, 1, &b, 0, nullptr, 0, nullptr);
 }
@@ -261,6 +272,7 @@ Result<StagingSpan> Stream::stage_in(Slot& slot, uint64_t bytes, bool readback) 
     ++stats_.staging_allocations;
   }
   const Buffer& chunk = a.chunks.back();
+  slot.recorded = true;
   StagingSpan span{chunk.mapped() + a.used_in_last, bytes, &chunk, a.used_in_last};
   a.used_in_last += aligned;
   a.used_total += aligned;
@@ -319,14 +331,14 @@ Result<StagingSpan> Stream::record_download_staged(const Buffer& src, uint64_t o
 }
 
 void Stream::discard_open_batch() {
-  if (open_ == nullptr) return;
+  if (!has_open_batch()) return;  // nothing recorded: a batch opened early stays open
   vkEndCommandBuffer(open_->cmd);
   open_->downloads.clear();
   open_ = nullptr;
 }
 
 Result<Ticket> Stream::submit() {
-  if (open_ == nullptr) return Ticket{next_serial_ - 1};
+  if (!has_open_batch()) return Ticket{next_serial_ - 1};
   Slot& s = *open_;
   open_ = nullptr;
   if (!s.downloads.empty() || s.has_host_reads) {
@@ -386,6 +398,11 @@ Result<uint64_t> Stream::completed_on_gpu() {
   return fail(Error::vulkan(r, "vkGetSemaphoreCounterValue"));
 }
 
+bool Stream::is_complete(uint64_t serial) {
+  auto done = completed_on_gpu();
+  return done && *done >= serial;
+}
+
 Result<void> Stream::wait_slot(Slot& slot, Clock::time_point deadline) {
   FaultInjection& faults = device_.TEST_faults();
   if (faults.hang_waits.load() > 0 && faults.hang_waits.fetch_sub(1) > 0) {
@@ -424,6 +441,9 @@ Result<void> Stream::wait(Ticket ticket, std::chrono::nanoseconds timeout) {
   for (auto& s : slots_) {
     if (s->pending && s->serial == ticket.serial) {
       if (device_.is_lost()) return fail(Errc::device_lost, "the device was lost");
+      // While the GPU runs the newest batch, the next one is opened: the command pool's
+      // reset and vkBeginCommandBuffer (1 us on the H200) then cost its recording nothing.
+      if (ticket.serial + 1 == next_serial_ && !is_complete(ticket.serial)) open_next_batch_early();
       if (auto r = wait_slot(*s, Clock::now() + timeout); !r) return r;
       finish_slot(*s);
       return {};
@@ -437,6 +457,8 @@ Result<void> Stream::submit_and_wait(std::chrono::nanoseconds timeout) {
   if (!ticket) return fail(ticket.error());
   return wait(*ticket, timeout);
 }
+
+bool Stream::has_open_batch() const { return open_ != nullptr && open_->recorded; }
 
 bool Stream::is_idle() {
   std::optional<uint64_t> done;

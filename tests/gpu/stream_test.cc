@@ -165,5 +165,50 @@ TEST_F(StreamTest, SubmitWithNothingOpenIsAlreadyComplete) {
   EXPECT_EQ(stream_->wait(Ticket{999}, 1ms).error().code, Errc::invalid_argument);
 }
 
+TEST_F(StreamTest, TheNextBatchOpenedDuringAWaitIsUsedAndNeverSubmittedEmpty) {
+  VKN_ASSERT_OK_AND_ASSIGN(out, Buffer::create(*device_, 64 * 64 * 4));
+  record_long_spin(out);
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  // The spin outlived the first look at the counter, so the wait opened the next batch.
+  EXPECT_EQ(stream_->stats().batches_opened_early, 1u);
+  EXPECT_FALSE(stream_->has_open_batch()) << "an early batch holds nothing yet";
+  const uint64_t batches = stream_->stats().batches;
+  // Nothing recorded: a submit is complete at once and a discard keeps the batch for later.
+  VKN_ASSERT_OK_AND_ASSIGN(empty, stream_->submit());
+  VKN_ASSERT_OK(stream_->wait(empty, kWait));
+  stream_->discard_open_batch();
+  EXPECT_EQ(stream_->stats().batches, batches);
+  // The next recording goes into it, and its results are right.
+  std::vector<uint32_t> got(64);
+  VKN_ASSERT_OK(stream_->record_fill(out, 0, 256, 0x5A5A5A5Au));
+  VKN_ASSERT_OK(stream_->record_download(out, 0, std::as_writable_bytes(std::span(got))));
+  EXPECT_TRUE(stream_->has_open_batch());
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  EXPECT_EQ(stream_->stats().batches, batches + 1);
+  for (uint32_t v : got) ASSERT_EQ(v, 0x5A5A5A5Au);
+  // A discarded batch (something recorded) is dropped, and the stream goes on.
+  VKN_ASSERT_OK(stream_->record_fill(out, 0, 256, 1));
+  stream_->discard_open_batch();
+  EXPECT_FALSE(stream_->has_open_batch());
+  VKN_ASSERT_OK(stream_->record_download(out, 0, std::as_writable_bytes(std::span(got))));
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  for (uint32_t v : got) ASSERT_EQ(v, 0x5A5A5A5Au) << "the discarded fill ran";
+}
+
+TEST_F(StreamTest, AWaitNeverOpensABatchWhoseSlotIsBusy) {
+  StreamOptions one;
+  one.slots = 1;
+  VKN_ASSERT_OK_AND_ASSIGN(single, Stream::create(*device_, one));
+  VKN_ASSERT_OK_AND_ASSIGN(out, Buffer::create(*device_, 64 * 64 * 4));
+  auto spin = builtin(BuiltinKernel::spin);
+  const SpinPush push{2'000'000, 64 * 64};
+  const BufferBinding b[] = {{0, &out}};
+  VKN_ASSERT_OK(single->record_dispatch(*spin, b, push_of(push), {64, 1, 1}));
+  VKN_ASSERT_OK(single->submit_and_wait(kWait));
+  EXPECT_EQ(single->stats().batches_opened_early, 0u) << "its only slot was the one the GPU ran";
+  VKN_ASSERT_OK(single->record_fill(out, 0, 64, 0));
+  VKN_ASSERT_OK(single->submit_and_wait(kWait));
+}
+
 }  // namespace
 }  // namespace vkn
