@@ -50,20 +50,27 @@ using DeadlineMap = std::multimap<std::chrono::steady_clock::time_point, Job*>;
 // Laid out for the hand-off. The first 64 bytes are the caller's alone: freeing the job
 // writes the allocator's bookkeeping there, which then costs no transfer of a line the
 // worker holds. What the worker needs to start the job and the word the caller waits on
-// follow, to share one or two lines that move once each way. (Not alignas(64): an
-// over-aligned allocation costs four times a plain one; the worker prefetches.)
+// follow, to share two lines that move once each way. Jobs start on a line (operator
+// new below: without it a line's worth of fields moved with each allocation's address, a
+// difference between runs); not by alignas(64), whose allocation costs four times a
+// plain one.
 struct Job {
+  static void* operator new(size_t bytes);
+  static void operator delete(void* p);
+
   // The caller's line (the worker reads it only for scratch stores and quarantined kernels).
   std::string client;             // names the scratch store; read only if the job asks for it
   std::vector<KernelId> kernels;  // kernels the job uses (quarantine bookkeeping)
   char caller_line_end[8]{};
 
-  // The hand-off's lines.
+  // The hand-off's lines. What the worker writes at a job's end and its caller then reads
+  // (the state word, a blocking exec's result) share the first: a second line written
+  // there would cost a transfer to the worker before its answer and one back after it.
   std::atomic<uint32_t> state{job_state::kQueued};
   bool has_waiter = true;  // blocking (run_job) rather than asynchronous (submit_job)
   bool is_exec = false;    // counted in NodeStatus::exec_count when it runs
+  ProgramResult exec_result;  // a blocking exec's result
   ErasedJob fn;
-  ProgramResult exec_result;  // a blocking exec's result, beside the word its caller reads
 
   std::optional<Error> error;     // written by the node before it sets kDone
   std::shared_ptr<const void> payload;  // what fn works on, freed with the job (exec: Program, result)

@@ -30,6 +30,14 @@ void busy_for(std::chrono::microseconds d) {
   }
 }
 
+TEST(JobLayoutTest, JobsStartOnACacheLine) {
+  std::vector<std::unique_ptr<detail::Job>> jobs;
+  for (int i = 0; i < 64; ++i) {
+    jobs.push_back(std::make_unique<detail::Job>());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(jobs.back().get()) % 64, 0u);
+  }
+}
+
 TEST(JobLayoutTest, TheFirstLineIsTheCallersAlone) {
   detail::Job job;
   const auto offset = [&](const void* field) {
@@ -40,6 +48,11 @@ TEST(JobLayoutTest, TheFirstLineIsTheCallersAlone) {
   EXPECT_GE(offset(&job.state), 64);
   EXPECT_GE(offset(&job.fn), 64);
   EXPECT_GE(offset(&job.error), 64);
+  // The state word and a blocking exec's result, written by the worker at the end and read
+  // by the caller, share one line.
+  const auto line = [&](const void* field) { return offset(field) / 64; };
+  EXPECT_EQ(line(&job.state), line(&job.exec_result));
+  EXPECT_EQ(line(&job.state), (offset(&job.exec_result) + sizeof(job.exec_result) - 1) / 64);
 }
 
 // Deadlines of 0-150 us against jobs of 0-100 us: every outcome (done, withdrawn before it
