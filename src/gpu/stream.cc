@@ -443,7 +443,9 @@ Result<void> Stream::wait(Ticket ticket, std::chrono::nanoseconds timeout) {
       if (device_.is_lost()) return fail(Errc::device_lost, "the device was lost");
       // While the GPU runs the newest batch, the next one is opened: the command pool's
       // reset and vkBeginCommandBuffer (1 us on the H200) then cost its recording nothing.
-      if (ticket.serial + 1 == next_serial_ && !is_complete(ticket.serial)) open_next_batch_early();
+      if (options_.open_next_early && ticket.serial + 1 == next_serial_ && !is_complete(ticket.serial)) {
+        open_next_batch_early();
+      }
       if (auto r = wait_slot(*s, Clock::now() + timeout); !r) return r;
       finish_slot(*s);
       return {};

@@ -69,6 +69,9 @@ struct Job {
   std::atomic<uint32_t> state{job_state::kQueued};
   bool has_waiter = true;  // blocking (run_job) rather than asynchronous (submit_job)
   bool is_exec = false;    // counted in NodeStatus::exec_count when it runs
+  // The rest of an exec a caller ran inline and gave up (NodeImpl::hand_over): created
+  // abandoned, run by the worker before anything else, never claimed.
+  bool handed_over = false;
   ProgramResult exec_result;  // a blocking exec's result
   ErasedJob fn;
 

@@ -5,9 +5,11 @@
 #include <exception>
 #include <utility>
 
+#include "node/node_context.h"
 #include "node/worker_placement.h"
 #include "util/futex.h"
 #include "util/log.h"
+#include "util/spin.h"
 #include "util/strformat.h"
 
 namespace vkn::detail {
@@ -16,53 +18,9 @@ namespace {
 constexpr std::chrono::seconds kSyncTimeout{60};
 constexpr std::chrono::microseconds kCallerSpin{50};
 constexpr std::chrono::microseconds kWorkerSpin{50};
-// Hand-offs between a caller and the worker spin briefly before they sleep: a futex
-// wake-up costs 5-30 us on a small VM, more than most tiny jobs. Where cores are few,
-// the spin yields at each turn so that the worker, or a CPU device's own threads, can
-// run (measured on 2 cores with lavapipe: with_node no-op 7.9 -> 1.1 us; a tiny
-// dispatch through the node 85 -> 50 us, the core Stream's own being 40-65 us).
-const bool kFewCores = std::thread::hardware_concurrency() < 4;
 
-inline void spin_pause() {
-  if (kFewCores) {
-    std::this_thread::yield();
-    return;
-  }
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
-
-// Spins a few turns (pauses, or yields where cores are few) until `done()`; reads no clock.
-template <typename Done>
-bool spin_turns(Done&& done) {
-  const int turns = kFewCores ? 1 : 32;
-  for (int i = 0; i < turns; ++i) {
-    if (done()) return true;
-    spin_pause();
-  }
-  return done();
-}
-
-// Spins until `done()` or for `budget` (at most until `latest`). The clock is read only
-// between rounds of spin_turns, the first time after the first round: in a VM a clock read
-// costs more than a pause, and a job answered within that round costs no clock read at all.
-template <typename Done>
-bool spin_for(Done&& done, std::chrono::microseconds budget,
-              std::chrono::steady_clock::time_point latest = std::chrono::steady_clock::time_point::max()) {
-  std::optional<std::chrono::steady_clock::time_point> end;
-  while (!spin_turns(done)) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!end) end = now + budget < latest ? now + budget : latest;
-    if (now >= *end) return done();
-  }
-  return true;
-}
-
-// A counter only the worker writes: a plain add, not a locked one (which would first wait
-// for every store the job made to reach other cores).
+// A counter only the node's owner (owner_) writes: a plain add, not a locked one (which
+// would first wait for every store the job made to reach other cores).
 void bump(std::atomic<uint64_t>& counter) {
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -86,31 +44,6 @@ std::optional<std::chrono::milliseconds> timeout_from_env() {
   }
   return std::chrono::milliseconds(ms);
 }
-
-// The Context a job sees: the node's worker-thread state plus the caller's scratch store,
-// looked up only when the job asks for it.
-class NodeContext final : public Context {
- public:
-  NodeContext(NodeImpl& node, std::map<std::string, ScratchStore>& stores, const std::string& client)
-      : node_(node), stores_(stores), client_(client) {}
-  Device& device() override { return node_.device(); }
-  Stream& stream() override { return node_.stream(); }
-  KernelCache& kernels() override { return node_.kernels(); }
-  PipelineCache& pipeline_cache() override { return node_.pipeline_cache(); }
-  BufferRegistry& buffers() override { return node_.registry(); }
-  ScratchStore& scratch() override {
-    if (scratch_ == nullptr) scratch_ = &stores_[client_];
-    return *scratch_;
-  }
-  Result<void> submit_and_wait() override { return node_.submit_and_wait(); }
-  Result<std::shared_ptr<Kernel>> kernel(const KernelId& id) override { return node_.kernel(id); }
-
- private:
-  NodeImpl& node_;
-  std::map<std::string, ScratchStore>& stores_;
-  const std::string& client_;
-  ScratchStore* scratch_ = nullptr;
-};
 
 int64_t steady_ns(NodeImpl::Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -344,14 +277,7 @@ Result<void> NodeImpl::sleep_until_done(std::unique_ptr<Job>& job, std::optional
 
 void NodeImpl::finish_job(Job* job, Result<void> result, uint32_t from) {
   using namespace job_state;
-  if (!result) {
-    bump(errors_);
-    {
-      std::lock_guard lock(stats_mu_);
-      last_error_ = result.error().to_string();
-    }
-    job->error = result.error();
-  }
+  if (!result) job->error = result.error();
   // Read before the swap, after which a waiting caller may free the job.
   const bool has_waiter = job->has_waiter;
   std::vector<KernelId> succeeded;
@@ -399,7 +325,10 @@ void NodeImpl::fail_queued(Errc code, const std::string& why) {
   if (Job* boxed = doorbell_.mailbox.exchange(closed_mark(), std::memory_order_seq_cst); is_job(boxed)) {
     jobs.push_front(boxed);
   }
-  for (Job* job : jobs) finish_job(job, fail(code, why), job_state::kQueued);
+  for (Job* job : jobs) {
+    count_error(Error::make(code, why));
+    finish_job(job, fail(code, why), job_state::kQueued);
+  }
 }
 
 Result<void> NodeImpl::bring_up() {
@@ -561,6 +490,19 @@ void NodeImpl::serve() {
   }
 }
 
+bool NodeImpl::take_ownership() {
+  Owner idle = Owner::idle;
+  return owner_.compare_exchange_strong(idle, Owner::worker, std::memory_order_seq_cst);
+}
+
+void NodeImpl::release_ownership() { owner_.store(Owner::idle, std::memory_order_seq_cst); }
+
+Job* NodeImpl::take_handed_over() {
+  if (doorbell_.handed_over.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  // owner_ is the worker's already: hand_over() passed it on.
+  return doorbell_.handed_over.exchange(nullptr, std::memory_order_acquire);
+}
+
 Job* NodeImpl::take_ready() {
   // Left in the box until run_one has claimed it: emptying it first would make the claim
   // wait for that store to reach the callers' cores.
@@ -575,31 +517,70 @@ Job* NodeImpl::take_ready() {
 }
 
 Job* NodeImpl::next_job() {
+  // Between jobs the node is idle: a caller may run an exec inline (try_exec_inline).
+  release_ownership();
+  const auto work_waits = [&] {
+    return is_job(doorbell_.mailbox.load(std::memory_order_relaxed)) ||
+           doorbell_.queued.load(std::memory_order_relaxed) > 0 || doorbell_.attention.load(std::memory_order_relaxed) ||
+           doorbell_.handed_over.load(std::memory_order_relaxed) != nullptr;
+  };
   while (true) {
     // A caller that just got its answer often sends the next job at once.
-    spin_for([&] {
-      return is_job(doorbell_.mailbox.load(std::memory_order_relaxed)) ||
-             doorbell_.queued.load(std::memory_order_relaxed) > 0 || doorbell_.attention.load(std::memory_order_relaxed);
-    }, kWorkerSpin);
-    if (crash_requested_.load()) return nullptr;
-    if (Job* job = take_ready()) return job;
+    spin_for(work_waits, kWorkerSpin);
+    if (Job* rest = take_handed_over()) return rest;
+    if (work_waits()) {
+      // A caller running an exec inline is done within microseconds, usually.
+      spin_for([&] {
+        return owner_.load(std::memory_order_relaxed) != Owner::caller ||
+               doorbell_.handed_over.load(std::memory_order_relaxed) != nullptr;
+      }, kWorkerSpin);
+      if (Job* rest = take_handed_over()) return rest;
+      if (take_ownership()) {
+        if (crash_requested_.load()) return nullptr;
+        if (Job* job = take_ready()) return job;
+        {
+          std::lock_guard lock(mu_);
+          if (stopping_ && queue_.empty() && !is_job(doorbell_.mailbox.load())) return nullptr;
+        }
+        release_ownership();
+      }
+    }
     std::unique_lock lock(mu_);
-    // Announced before the last look, which pairs with publish's check of it (seq_cst on
-    // both sides): a job published meanwhile is either seen here or wakes the sleep.
+    // Announced before the last look, which pairs with publish's and give_back's checks of
+    // it (seq_cst on both sides): work published, or the node given back, meanwhile is
+    // either seen here or wakes the sleep.
     doorbell_.worker_sleeping.store(true, std::memory_order_seq_cst);
     const bool woken = cv_.wait_for(lock, options_.persist_interval, [&] {
-      return is_job(doorbell_.mailbox.load(std::memory_order_seq_cst)) || !queue_.empty() || stopping_ ||
-             crash_requested_.load();
+      if (doorbell_.handed_over.load(std::memory_order_seq_cst) != nullptr) return true;
+      const bool job = is_job(doorbell_.mailbox.load(std::memory_order_seq_cst)) || !queue_.empty();
+      return (job || stopping_ || crash_requested_.load()) && owner_.load(std::memory_order_seq_cst) != Owner::caller;
     });
     doorbell_.worker_sleeping.store(false, std::memory_order_relaxed);
-    if (crash_requested_.load()) return nullptr;
-    if (is_job(doorbell_.mailbox.load()) || !queue_.empty()) continue;  // taken at the top, unlocked
-    if (stopping_) return nullptr;
-    if (!woken) {
-      lock.unlock();
+    lock.unlock();
+    if (!woken && take_ownership()) {
       maybe_persist(false);
+      release_ownership();
     }
   }
+}
+
+void NodeImpl::bump_inline_execs() { bump(inline_execs_); }
+
+void NodeImpl::note_job_started(bool is_exec) {
+  inflight_since_ns_.store(coarse_steady_ns(), std::memory_order_relaxed);
+  if (is_exec) bump(exec_count_);
+}
+
+void NodeImpl::note_job_ended(const Result<void>& result) {
+  bump(job_count_);
+  inflight_since_ns_.store(0, std::memory_order_relaxed);
+  if (!result) count_error(result.error());
+}
+
+void NodeImpl::count_error(const Error& error) {
+  bump(errors_);
+  std::lock_guard lock(stats_mu_);
+  last_error_ = error.to_string();
 }
 
 void NodeImpl::run_one(Job* job) {
@@ -607,7 +588,7 @@ void NodeImpl::run_one(Job* job) {
   // The hand-off's fields may straddle two lines: fetch the second alongside the first,
   // which the swap below takes for writing.
   __builtin_prefetch(reinterpret_cast<const char*>(&job->state) + 63);
-  const bool claimed = advance_job(job->state, kQueued, kRunning).has_value();
+  const bool claimed = job->handed_over || advance_job(job->state, kQueued, kRunning).has_value();
   // The worker is the mailbox's only reader and the only one to close it, so a plain store
   // empties it: no caller's swap can land while the box holds this job.
   if (doorbell_.mailbox.load(std::memory_order_relaxed) == job) {
@@ -617,13 +598,12 @@ void NodeImpl::run_one(Job* job) {
     retire(job);  // withdrawn at its deadline: it never runs
     return;
   }
-  inflight_since_ns_.store(coarse_steady_ns(), std::memory_order_relaxed);
+  if (!job->handed_over) note_job_started(job->is_exec);  // the rest of one keeps its start
   Result<void> result;
   // The kernels' list lies on the caller's line: read only while a kernel times out.
   if (auto q = quarantine_.is_tracking() ? quarantine_.check(job->kernels) : Result<void>{}; !q) {
     result = q;
   } else {
-    if (job->is_exec) bump(exec_count_);
     NodeContext ctx(*this, scratch_, job->client);
     try {
       result = job->fn(ctx);
@@ -637,13 +617,12 @@ void NodeImpl::run_one(Job* job) {
       if (auto s = registry_.sync_durable(*stream_, options_.hang_limit); !s) result = s;
     }
   }
-  bump(job_count_);
   const bool lost = device_->is_lost();
   if (lost && (result || result.error().code != Errc::device_lost)) {
     result = fail(Errc::device_lost, "the device was lost while the job ran",
                   result ? std::string_view{} : std::string_view(result.error().message));
   }
-  inflight_since_ns_.store(0, std::memory_order_relaxed);
+  note_job_ended(result);
   finish_job(job, std::move(result), kRunning);
   if (lost) {
     if (auto r = recover_device(); !r) {
@@ -661,13 +640,22 @@ Result<void> NodeImpl::submit_and_wait() {
   auto ticket = stream_->submit();
   if (!ticket) return fail(ticket.error());
   auto r = stream_->wait(*ticket, options_.hang_limit);
-  if (!r && r.error().code == Errc::timeout) {
-    // A GPU wait past the hang limit: the device is treated as hung and rebuilt.
-    device_->mark_lost();
-    return fail(Errc::device_lost, vkn::format("GPU hang: a batch ran past the {} ms hang limit",
-                                               options_.hang_limit.count()));
-  }
+  if (!r && r.error().code == Errc::timeout) return hung();
   return r;
+}
+
+Result<void> NodeImpl::wait_batch(Ticket ticket, Clock::time_point submitted, Clock::time_point until) {
+  const Clock::time_point hung_at = submitted + options_.hang_limit;
+  auto r = stream_->wait(ticket, std::min(until, hung_at) - Clock::now());
+  if (!r && r.error().code == Errc::timeout && until >= hung_at) return hung();
+  return r;
+}
+
+Result<void> NodeImpl::hung() {
+  // A GPU wait past the hang limit: the device is treated as hung and rebuilt.
+  device_->mark_lost();
+  return fail(Errc::device_lost, vkn::format("GPU hang: a batch ran past the {} ms hang limit",
+                                             options_.hang_limit.count()));
 }
 
 Result<KernelId> NodeImpl::register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
@@ -746,6 +734,7 @@ NodeStatus NodeImpl::status() {
   s.name = options_.name;
   s.uptime = std::chrono::duration_cast<std::chrono::milliseconds>(now - started_at_);
   s.exec_count = exec_count_.load();
+  s.inline_execs = inline_execs_.load();
   s.job_count = job_count_.load();
   s.timeouts = timeouts_.load();
   s.withdrawn = withdrawn_.load();

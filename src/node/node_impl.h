@@ -52,6 +52,14 @@ class NodeImpl {
   // Requires: job->on_done is set; call before submit().
   void watch_deadline(Job* job, Clock::time_point deadline);
   void unwatch_deadline(Job* job);
+  // Runs `program` on the calling thread if the node is idle (its worker waits for work and
+  // none is queued) and NodeOptions::exec_inline is on: for a small Program the hand-off to
+  // the worker and back costs more than the Program. Exclusive like any job: the caller
+  // takes owner_ from idle. At its deadline, or when the device is lost, the caller hands
+  // the rest (the wait for its batch, recovery) to the worker and returns node_timeout or
+  // device_lost. nullopt: the node is busy; hand the job over as usual. (inline_exec.cc)
+  std::optional<Result<ProgramResult>> try_exec_inline(const Program& program,
+                                                       std::optional<std::chrono::milliseconds> timeout);
   std::optional<std::chrono::milliseconds> default_timeout() const { return default_timeout_; }
   KernelQuarantine& quarantine() { return quarantine_; }
   void request_crash();
@@ -66,6 +74,9 @@ class NodeImpl {
                                    std::string_view name);
   Result<std::shared_ptr<Kernel>> kernel(const KernelId& id);
   Result<void> submit_and_wait();
+  // Waits for `ticket` until `until`, the hang limit counting from `submitted`: a wait past
+  // it marks the device lost (device_lost). Errors: timeout when `until` comes first.
+  Result<void> wait_batch(Ticket ticket, Clock::time_point submitted, Clock::time_point until);
   Device& device() { return *device_; }
   Stream& stream() { return *stream_; }
   KernelCache& kernels() { return *kernels_; }
@@ -75,6 +86,27 @@ class NodeImpl {
   std::chrono::milliseconds hang_limit() const { return options_.hang_limit; }
 
  private:
+  // Who may use the GPU objects (device, stream, registry, caches, scratch stores): the
+  // worker, which lends them out only while it waits for work (next_job), or a caller
+  // running an exec inline. Moves from idle by compare-and-swap.
+  enum class Owner : uint32_t { idle, worker, caller };
+  bool take_ownership();  // the worker: idle -> worker
+  void release_ownership();
+  // A caller: idle -> caller, only when no job waits. give_back() makes it idle again;
+  // hand_over() passes it, with the rest of the caller's work, straight to the worker.
+  bool borrow();
+  void give_back();
+  void hand_over(ErasedJob rest, std::shared_ptr<const void> keep);
+  Job* take_handed_over();
+  // try_exec_inline's ends: a deadline that passed while the batch ran, and a lost device.
+  Result<ProgramResult> time_out(const Program& program, Ticket ticket, Clock::time_point submitted,
+                                 ProgramResult&& result);
+  Result<ProgramResult> lose_device(Result<void> result);
+  void bump_inline_execs();
+  void note_job_started(bool is_exec);
+  void note_job_ended(const Result<void>& result);  // counts; requires ownership
+  void count_error(const Error& error);
+  Result<void> hung();  // marks the device lost: device_lost
   void worker_main();
   Result<void> bring_up();
   void tear_down(bool persist);
@@ -133,8 +165,12 @@ class NodeImpl {
     std::atomic<int64_t> queued{0};
     std::atomic<bool> worker_sleeping{false};
     std::atomic<bool> attention{false};  // a stop or crash was requested
+    std::atomic<Job*> handed_over{nullptr};  // see hand_over(); the worker's turn, first
   };
   Doorbell doorbell_;
+  // On a line of its own, which the idle worker does not read: a caller borrowing the
+  // node again and again takes it without a transfer.
+  alignas(64) std::atomic<Owner> owner_{Owner::worker};
   // Read by every submission (a quick refusal; publish() decides); written when the node
   // stops or changes health.
   alignas(64) std::atomic<bool> accepting_{false};  // !stopping_ and ready or recovering
@@ -153,8 +189,8 @@ class NodeImpl {
   NodeStatus published_;  // device/registry/cache figures
   std::string last_error_;
 
-  // Written by the worker per job.
-  alignas(64) std::atomic<uint64_t> exec_count_{0};
+  // Written by the node's owner (owner_) per job.
+  alignas(64) std::atomic<uint64_t> exec_count_{0}, inline_execs_{0};
   std::atomic<uint64_t> job_count_{0}, errors_{0};
   std::atomic<int64_t> inflight_since_ns_{0};  // coarse monotonic clock; 0: nothing in flight
   // Written rarely.

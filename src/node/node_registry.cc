@@ -110,18 +110,23 @@ struct PreparedJob {
   std::optional<std::chrono::milliseconds> timeout;
 };
 
-Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
-                                bool is_exec) {
-  auto node = find_live_node(call.node);
-  if (!node) return fail(node.error());
-  if (auto q = (*node)->quarantine().check(kernels); !q) return fail(q.error());
-  PreparedJob p{std::make_unique<Job>(), std::move(*node), std::nullopt};
+Result<PreparedJob> prepare_job_on(std::shared_ptr<NodeImpl> node, const CallOptions& call, ErasedJob fn,
+                                   std::vector<KernelId> kernels, bool is_exec) {
+  if (auto q = node->quarantine().check(kernels); !q) return fail(q.error());
+  PreparedJob p{std::make_unique<Job>(), std::move(node), std::nullopt};
   if (fn) p.job->fn = std::move(fn);
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
   p.job->is_exec = is_exec;
   p.timeout = call.timeout ? call.timeout : p.node->default_timeout();
   return p;
+}
+
+Result<PreparedJob> prepare_job(const CallOptions& call, ErasedJob fn, std::vector<KernelId> kernels,
+                                bool is_exec) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  return prepare_job_on(std::move(*node), call, std::move(fn), std::move(kernels), is_exec);
 }
 
 Result<void> run_prepared(PreparedJob& p) {
@@ -203,7 +208,14 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
 
 Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call) {
   if (program == nullptr) return fail(Errc::invalid_argument, "exec of a null Program");
-  auto p = detail::prepare_job(call, nullptr, program_kernels(*program), true);
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  detail::NodeImpl& n = **node;
+  if (n.quarantine().is_tracking()) {
+    if (auto q = n.quarantine().check(program_kernels(*program)); !q) return fail(q.error());
+  }
+  if (auto r = n.try_exec_inline(*program, call.timeout ? call.timeout : n.default_timeout())) return std::move(*r);
+  auto p = detail::prepare_job_on(std::move(*node), call, nullptr, program_kernels(*program), true);
   if (!p) return fail(p.error());
   detail::Job* job = p->job.get();
   // The job holds the Program (it may still run after a caller that timed out has returned)

@@ -42,7 +42,7 @@ void encode_node_status(Writer& w, const NodeStatus& s) {
   w.u8(static_cast<uint8_t>(s.health));
   w.u64(static_cast<uint64_t>(s.uptime.count()));
   for (uint64_t v :
-       {s.exec_count, s.job_count, s.queue_depth, static_cast<uint64_t>(s.inflight_age.count()),
+       {s.exec_count, s.inline_execs, s.job_count, s.queue_depth, static_cast<uint64_t>(s.inflight_age.count()),
         s.timeouts, s.withdrawn, s.errors, s.restarts, s.device_resets}) {
     w.u64(v);
   }
@@ -65,6 +65,7 @@ NodeStatus decode_node_status(Reader& r) {
   s.health = static_cast<NodeHealth>(health);
   s.uptime = std::chrono::milliseconds(r.u64());
   s.exec_count = r.u64();
+  s.inline_execs = r.u64();
   s.job_count = r.u64();
   s.queue_depth = r.u64();
   s.inflight_age = std::chrono::milliseconds(r.u64());

@@ -53,6 +53,7 @@ DaemonStatus sample_status() {
   n.health = NodeHealth::recovering;
   n.device_name = "llvmpipe";
   n.cache_hits = 5;
+  n.inline_execs = 7;
   n.last_error = "none";
   s.devices.push_back(n);
   s.usage.uid = 1000;

@@ -117,6 +117,7 @@ void status_json(const DaemonStatus& s) {
         .field("device_uuid", d.device_uuid)
         .field("uptime_ms", static_cast<uint64_t>(d.uptime.count()))
         .field("exec_count", d.exec_count)
+        .field("inline_execs", d.inline_execs)
         .field("job_count", d.job_count)
         .field("queue_depth", d.queue_depth)
         .field("timeouts", d.timeouts)

@@ -41,6 +41,8 @@ struct StreamOptions {
   // Staging memory each slot keeps between batches (per direction). More is given back
   // after the batch that needed it, rather than pinned for the life of the stream.
   uint64_t retained_staging_bytes = 256ull << 20;
+  // Open the next batch while a wait spins on the newest one (see wait()).
+  bool open_next_early = true;
   // Put a full compute/transfer memory barrier between consecutive commands, so
   // that commands in a batch observe each other's writes in order.
   bool auto_barriers = true;

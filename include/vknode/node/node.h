@@ -61,6 +61,11 @@ struct NodeOptions {
   // Keeps the worker thread off the CPUs that take the GPU's interrupts (Linux, PCI
   // devices): fence waits from such a CPU cost 3x on the H200 machine.
   bool avoid_device_interrupt_cpus = true;
+  // A blocking exec runs on its calling thread while the node is idle (no job running or
+  // queued), still one job at a time: the hand-off to the worker thread and back costs
+  // more than a small Program (on the H200 about 10 % of a tiny dispatch). Off: every
+  // exec runs on the worker thread. with_node jobs always do.
+  bool exec_inline = true;
   // Test-only: the first N initialisations fail (supervisor tests).
   uint32_t TEST_fail_initializations = 0;
 };
@@ -73,6 +78,7 @@ struct NodeStatus {
   NodeHealth health = NodeHealth::stopped;
   std::chrono::milliseconds uptime{0};
   uint64_t exec_count = 0;       // Programs run
+  uint64_t inline_execs = 0;     // of them, run on their caller's thread (NodeOptions::exec_inline)
   uint64_t job_count = 0;        // jobs run (with_node and exec)
   uint64_t queue_depth = 0;
   std::chrono::milliseconds inflight_age{0};  // age of the running job, 0 when idle

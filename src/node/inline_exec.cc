@@ -1,0 +1,144 @@
+// A blocking exec run on its caller's thread while the node is idle
+// (NodeImpl::try_exec_inline). The caller borrows the node's GPU objects (owner_ from idle
+// to caller) only when no job runs or waits, runs the Program as the worker would, and
+// gives the node back. What it cannot finish it hands to the worker with the node: at its
+// deadline, the wait for its batch (the result is dropped, as for any job that times out
+// while it runs); on device loss, the recovery.
+#include <chrono>
+#include <new>
+
+#include "node/node_context.h"
+#include "node/node_impl.h"
+#include "node/program_runner.h"
+#include "util/spin.h"
+#include "util/strformat.h"
+
+namespace vkn::detail {
+namespace {
+
+double ms_between(NodeImpl::Clock::time_point a, NodeImpl::Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+bool NodeImpl::borrow() {
+  if (!options_.exec_inline) return false;
+  // Jobs that wait go first; so does a node closed by its last drain.
+  if (doorbell_.mailbox.load(std::memory_order_relaxed) != nullptr ||
+      doorbell_.queued.load(std::memory_order_relaxed) != 0) {
+    return false;
+  }
+  // The worker keeps the node for a moment after it answers a job.
+  if (!spin_turns([&] { return owner_.load(std::memory_order_relaxed) == Owner::idle; })) return false;
+  Owner idle = Owner::idle;
+  return owner_.compare_exchange_strong(idle, Owner::caller, std::memory_order_seq_cst);
+}
+
+void NodeImpl::give_back() {
+  owner_.store(Owner::idle, std::memory_order_seq_cst);
+  wake_worker();  // a job that came meanwhile: the worker may have gone to sleep on it
+}
+
+void NodeImpl::hand_over(ErasedJob rest, std::shared_ptr<const void> keep) {
+  auto job = std::make_unique<Job>();
+  job->state.store(job_state::kAbandoned, std::memory_order_relaxed);
+  job->has_waiter = false;
+  job->handed_over = true;
+  job->fn = std::move(rest);
+  job->payload = std::move(keep);
+  // The job first, then the node: no other caller can borrow it in between.
+  doorbell_.handed_over.store(job.release(), std::memory_order_seq_cst);
+  owner_.store(Owner::worker, std::memory_order_seq_cst);
+  wake_worker();
+}
+
+std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& program,
+                                                               std::optional<std::chrono::milliseconds> timeout) {
+  if (!borrow()) return std::nullopt;
+  // The node's GPU objects are this thread's until give_back() or hand_over().
+  if (!is_accepting()) {  // stopping: the worker waits for the node to drain and stop
+    give_back();
+    return fail(refusal().error());
+  }
+  const Clock::time_point start = timeout ? Clock::now() : Clock::time_point{};
+  note_job_started(true);
+  bump_inline_execs();
+  static const std::string kNoClient;  // a Program uses no scratch store
+  NodeContext ctx(*this, scratch_, kNoClient);
+  ProgramResult result;
+  Result<void> r;
+  try {
+    r = record_program(ctx, program, result);
+  } catch (const std::exception& e) {  // allocation of the download buffers
+    r = fail(Errc::job_failed, "the program could not be recorded", e.what());
+  }
+  if (r) {
+    auto ticket = stream_->submit();
+    if (!ticket) r = fail(ticket.error());
+    if (ticket) {
+      const Clock::time_point submitted = Clock::now();
+      const Clock::time_point hung_at = submitted + options_.hang_limit;
+      const Clock::time_point until = timeout ? std::min(start + *timeout, hung_at) : hung_at;
+      r = stream_->wait(*ticket, until - submitted);
+      if (!r && r.error().code == Errc::timeout) {
+        if (until < hung_at) return time_out(program, *ticket, submitted, std::move(result));
+        r = hung();
+      }
+      if (r) result.gpu_wait_ms = ms_between(submitted, Clock::now());
+    }
+  }
+  if (stream_->has_open_batch()) stream_->discard_open_batch();
+  if (r && !device_->is_lost()) r = registry_.sync_durable(*stream_, options_.hang_limit);
+  if (device_->is_lost()) return lose_device(r);
+  note_job_ended(r);
+  if (r && quarantine_.is_tracking()) quarantine_.note_success(program_kernels(program));
+  publish_stats(false);
+  give_back();
+  if (!r) return fail(r.error());
+  return result;
+}
+
+Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, Clock::time_point submitted,
+                                         ProgramResult&& result) {
+  timeouts_.fetch_add(1);
+  quarantine_.note_timeout(program_kernels(program));
+  auto timed_out = fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+  try {
+    // The batch's downloads land in these buffers: they live until the worker has waited.
+    auto kept = std::make_shared<ProgramResult>(std::move(result));
+    hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted, Clock::time_point::max()); },
+              std::move(kept));
+    return timed_out;
+  } catch (const std::bad_alloc&) {
+    // Nothing to hand over with: wait for the batch here (the hang limit still holds).
+    Result<void> r = wait_batch(ticket, submitted, Clock::time_point::max());
+    if (r && !device_->is_lost()) r = registry_.sync_durable(*stream_, options_.hang_limit);
+    if (device_->is_lost()) {
+      (void)lose_device(r);
+      return timed_out;
+    }
+    note_job_ended(r);
+    publish_stats(false);
+    give_back();
+    return timed_out;
+  }
+}
+
+Result<ProgramResult> NodeImpl::lose_device(Result<void> r) {
+  if (r || r.error().code != Errc::device_lost) {
+    r = fail(Errc::device_lost, "the device was lost while the job ran",
+             r ? std::string_view{} : std::string_view(r.error().message));
+  }
+  // The worker counts the job when it has rebuilt the device (run_one sees it lost).
+  try {
+    hand_over([](Context&) -> Result<void> { return {}; }, nullptr);
+  } catch (const std::bad_alloc&) {
+    note_job_ended(r);
+    give_back();
+    request_crash();  // the supervisor's restart rebuilds the device instead
+  }
+  return fail(r.error());
+}
+
+}  // namespace vkn::detail
