@@ -4,7 +4,9 @@
 //   - a tiny dispatch (fill_u32 of 64 words) through exec and through with_node vs the
 //     same dispatch through the core layer's Stream on its own device (exec of a Program
 //     the caller keeps and shares with the node, as a caller running it again would; and
-//     exec of a copy, `exec(const Program&)`, on a row of its own);
+//     exec of a copy, `exec(const Program&)`, on a row of its own). An exec on an idle
+//     node runs on its caller's thread (NodeOptions::exec_inline); a second node with
+//     that off gives the row of exec on the worker thread;
 //   - exec throughput with 1, 4 and 16 concurrent callers.
 #include <algorithm>
 #include <atomic>
@@ -173,12 +175,21 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   node_options.persist_pipeline_cache = false;
   if (auto r = start(node_options); !r) return r;
   struct StopAtExit {
-    ~StopAtExit() { (void)stop("bench"); }
+    ~StopAtExit() {
+      (void)stop("bench");
+      (void)stop("bench.worker");
+    }
   } stop_at_exit;
+  node_options.name = "bench.worker";
+  node_options.exec_inline = false;
+  if (auto r = start(node_options); !r) return r;
   CallOptions call;
   call.node = "bench";
   call.timeout = kTimeout;
+  CallOptions worker_call = call;
+  worker_call.node = "bench.worker";
   if (auto r = create_buffer("bench.tiny", {kWords * 4}, call); !r) return r;
+  if (auto r = create_buffer("bench.tiny", {kWords * 4}, worker_call); !r) return r;
 
   Handoff handoff;
   auto bare = sample(n, [&]() -> Result<void> {
@@ -212,6 +223,11 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     if (!r) return fail(r.error());
     return {};
   };
+  auto exec_on_worker_once = [&]() -> Result<void> {
+    auto r = exec(shared_tiny, worker_call);
+    if (!r) return fail(r.error());
+    return {};
+  };
   auto exec_copy_once = [&]() -> Result<void> {
     auto r = exec(tiny, call);
     if (!r) return fail(r.error());
@@ -241,7 +257,7 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   // Many short interleaved rounds, so that clock ramps, core placement and other drift hit
   // every path alike (on a small VM the machine switches between a fast and a slow phase,
   // a 2x difference, every second or so).
-  std::vector<double> exec_us, exec_copy_us, with_node_us, program_us, core_us;
+  std::vector<double> exec_us, exec_worker_us, exec_copy_us, with_node_us, program_us, core_us;
   const int rounds = std::max(1, n / 10);  // 10 samples a round (and 1 untimed warm-up)
   for (int round = 0; round < rounds; ++round) {
     auto c = sample(n / rounds, core_once);
@@ -249,16 +265,19 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     auto w = sample(n / rounds, with_node_once);
     auto p = sample(n / rounds, program_in_with_node_once);
     auto x = sample(n / rounds, exec_copy_once);
-    for (const auto* r : {&c, &e, &w, &p, &x}) {
+    auto k = sample(n / rounds, exec_on_worker_once);
+    for (const auto* r : {&c, &e, &w, &p, &x, &k}) {
       if (!*r) return fail(r->error());
     }
+    exec_worker_us.insert(exec_worker_us.end(), k->begin(), k->end());
     exec_copy_us.insert(exec_copy_us.end(), x->begin(), x->end());
     core_us.insert(core_us.end(), c->begin(), c->end());
     exec_us.insert(exec_us.end(), e->begin(), e->end());
     with_node_us.insert(with_node_us.end(), w->begin(), w->end());
     program_us.insert(program_us.end(), p->begin(), p->end());
   }
-  for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us}}) {
+  for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us},
+                                       std::pair{"exec on the worker", &exec_worker_us}}) {
     sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
           .value = median(*samples), .baseline = median(core_us)});
     sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
