@@ -206,6 +206,24 @@ TEST_F(InlineExecTest, ADeviceLostInlineIsRebuiltByTheNode) {
   EXPECT_EQ(node_status().inline_execs, 2u);
 }
 
+// A job sent while an exec runs inline waits for it, and runs as soon as it ends: the
+// worker, asleep for want of work, is woken when the node is given back.
+TEST_F(InlineExecTest, AJobSentDuringAnInlineExecRunsRightAfterIt) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
+  std::this_thread::sleep_for(20ms);  // past the worker's spin: it sleeps
+  auto running = std::async(std::launch::async, [&] { return exec(spin_program(2'000'000), call_); });
+  const auto until = Clock::now() + 10s;
+  while (node_status().inline_execs == 0 && Clock::now() < until) std::this_thread::sleep_for(100us);
+  ASSERT_EQ(node_status().inline_execs, 1u);
+  CallOptions bounded = call_;
+  bounded.timeout = 5s;  // the worker's idle sleep lasts 30 s (persist_interval)
+  auto job = with_node([](Context&) { return 7; }, bounded);
+  ASSERT_TRUE(job.has_value()) << job.error().to_string();
+  EXPECT_EQ(*job, 7);
+  EXPECT_TRUE(running.get().has_value());
+}
+
 // stop() waits for an exec running inline, which completes; later calls are refused.
 TEST_F(InlineExecTest, StopWaitsForAnInlineExec) {
   start_node(options());
@@ -214,7 +232,9 @@ TEST_F(InlineExecTest, StopWaitsForAnInlineExec) {
   const auto until = Clock::now() + 10s;
   while (node_status().inline_execs == 0 && Clock::now() < until) std::this_thread::sleep_for(100us);
   ASSERT_EQ(node_status().inline_execs, 1u);
+  const auto t0 = Clock::now();
   ASSERT_TRUE(stop(name_).has_value());
+  EXPECT_LT(Clock::now() - t0, 10s) << "the worker slept through the end of the inline exec";
   auto r = running.get();
   EXPECT_TRUE(r.has_value()) << r.error().to_string();
   auto after = exec(spin_program(1), call_);
