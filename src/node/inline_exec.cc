@@ -98,8 +98,7 @@ std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& pr
       if (r) result.gpu_wait_ms = ms_between(submitted, Clock::now());
     }
   }
-  if (stream_->has_open_batch()) stream_->discard_open_batch();
-  if (r && !device_->is_lost()) r = registry_.sync_durable(*stream_, options_.hang_limit);
+  r = settle_job(std::move(r));
   if (device_->is_lost()) return lose_device(r);
   note_job_ended(r);
   if (r && quarantine_.is_tracking()) quarantine_.note_success(program_kernels(program));
@@ -117,13 +116,12 @@ Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, 
   try {
     // The batch's downloads land in these buffers: they live until the worker has waited.
     auto kept = std::make_shared<ProgramResult>(std::move(result));
-    hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted, Clock::time_point::max()); },
+    hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted); },
               std::move(kept));
     return timed_out;
   } catch (const std::bad_alloc&) {
     // Nothing to hand over with: wait for the batch here (the hang limit still holds).
-    Result<void> r = wait_batch(ticket, submitted, Clock::time_point::max());
-    if (r && !device_->is_lost()) r = registry_.sync_durable(*stream_, options_.hang_limit);
+    Result<void> r = settle_job(wait_batch(ticket, submitted));
     if (device_->is_lost()) {
       (void)lose_device(r);
       return timed_out;
@@ -136,13 +134,9 @@ Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, 
 }
 
 Result<ProgramResult> NodeImpl::lose_device(Result<void> r) {
-  if (r || r.error().code != Errc::device_lost) {
-    r = fail(Errc::device_lost, "the device was lost while the job ran",
-             r ? std::string_view{} : std::string_view(r.error().message));
-  }
-  // The worker counts the job when it has rebuilt the device (run_one sees it lost).
+  // The worker counts the job, with this error, and rebuilds the device (run_one sees it lost).
   try {
-    hand_over([](Context&) -> Result<void> { return {}; }, nullptr);
+    hand_over([e = r.error()](Context&) -> Result<void> { return fail(e); }, nullptr);
   } catch (const std::bad_alloc&) {
     note_job_ended(r);
     give_back();

@@ -598,12 +598,10 @@ void NodeImpl::run_one(Job* job) {
     retire(job);  // withdrawn at its deadline: it never runs
     return;
   }
-  if (!job->handed_over) note_job_started(job->is_exec);  // the rest of one keeps its start
-  Result<void> result;
   // The kernels' list lies on the caller's line: read only while a kernel times out.
-  if (auto q = quarantine_.is_tracking() ? quarantine_.check(job->kernels) : Result<void>{}; !q) {
-    result = q;
-  } else {
+  Result<void> result = quarantine_.is_tracking() ? quarantine_.check(job->kernels) : Result<void>{};
+  if (!job->handed_over) note_job_started(job->is_exec && result);  // the rest of one keeps its start
+  if (result) {
     NodeContext ctx(*this, scratch_, job->client);
     try {
       result = job->fn(ctx);
@@ -612,16 +610,9 @@ void NodeImpl::run_one(Job* job) {
     } catch (...) {
       result = fail(Errc::job_failed, "the job threw a non-standard exception");
     }
-    if (stream_->has_open_batch()) stream_->discard_open_batch();
-    if (!device_->is_lost() && result) {
-      if (auto s = registry_.sync_durable(*stream_, options_.hang_limit); !s) result = s;
-    }
+    result = settle_job(std::move(result));
   }
   const bool lost = device_->is_lost();
-  if (lost && (result || result.error().code != Errc::device_lost)) {
-    result = fail(Errc::device_lost, "the device was lost while the job ran",
-                  result ? std::string_view{} : std::string_view(result.error().message));
-  }
   note_job_ended(result);
   finish_job(job, std::move(result), kRunning);
   if (lost) {
@@ -636,6 +627,16 @@ void NodeImpl::run_one(Job* job) {
   publish_stats(false);
 }
 
+Result<void> NodeImpl::settle_job(Result<void> result) {
+  if (stream_->has_open_batch()) stream_->discard_open_batch();
+  if (result && !device_->is_lost()) result = registry_.sync_durable(*stream_, options_.hang_limit);
+  if (device_->is_lost() && (result || result.error().code != Errc::device_lost)) {
+    result = fail(Errc::device_lost, "the device was lost while the job ran",
+                  result ? std::string_view{} : std::string_view(result.error().message));
+  }
+  return result;
+}
+
 Result<void> NodeImpl::submit_and_wait() {
   auto ticket = stream_->submit();
   if (!ticket) return fail(ticket.error());
@@ -644,10 +645,9 @@ Result<void> NodeImpl::submit_and_wait() {
   return r;
 }
 
-Result<void> NodeImpl::wait_batch(Ticket ticket, Clock::time_point submitted, Clock::time_point until) {
-  const Clock::time_point hung_at = submitted + options_.hang_limit;
-  auto r = stream_->wait(ticket, std::min(until, hung_at) - Clock::now());
-  if (!r && r.error().code == Errc::timeout && until >= hung_at) return hung();
+Result<void> NodeImpl::wait_batch(Ticket ticket, Clock::time_point submitted) {
+  auto r = stream_->wait(ticket, submitted + options_.hang_limit - Clock::now());
+  if (!r && r.error().code == Errc::timeout) return hung();
   return r;
 }
 

@@ -74,9 +74,9 @@ class NodeImpl {
                                    std::string_view name);
   Result<std::shared_ptr<Kernel>> kernel(const KernelId& id);
   Result<void> submit_and_wait();
-  // Waits for `ticket` until `until`, the hang limit counting from `submitted`: a wait past
-  // it marks the device lost (device_lost). Errors: timeout when `until` comes first.
-  Result<void> wait_batch(Ticket ticket, Clock::time_point submitted, Clock::time_point until);
+  // Waits for `ticket`, submitted at `submitted`, within the hang limit: a wait past it
+  // marks the device lost (device_lost).
+  Result<void> wait_batch(Ticket ticket, Clock::time_point submitted);
   Device& device() { return *device_; }
   Stream& stream() { return *stream_; }
   KernelCache& kernels() { return *kernels_; }
@@ -107,6 +107,9 @@ class NodeImpl {
   void note_job_ended(const Result<void>& result);  // counts; requires ownership
   void count_error(const Error& error);
   Result<void> hung();  // marks the device lost: device_lost
+  // After a job's own work: drops what it left recorded, syncs durable buffers it wrote,
+  // and makes any error on a lost device device_lost. Requires ownership.
+  Result<void> settle_job(Result<void> result);
   void worker_main();
   Result<void> bring_up();
   void tear_down(bool persist);
