@@ -349,7 +349,11 @@ Result<void> NodeImpl::bring_up() {
   auto device = Device::create(dopt);
   if (!device) return fail(device.error());
   device_ = std::move(*device);
-  place_worker();
+  if (options_.avoid_device_interrupt_cpus) {
+    if (worker_cpus_.empty()) worker_cpus_ = thread_cpus();
+    const std::string placed = keep_thread_off_device_interrupts(device_->info().pci_address, worker_cpus_);
+    if (!placed.empty()) log(LogLevel::info, "node '{}': worker {}", options_.name, placed);
+  }
   PipelineCacheOptions popt;
   popt.directory = options_.cache_dir;
   popt.persistent = options_.persist_pipeline_cache;
@@ -379,21 +383,6 @@ Result<void> NodeImpl::bring_up() {
   if (auto r = registry_.restore_after_reset(*device_, *stream_, kSyncTimeout); !r) return r;
   publish_stats(true);
   return {};
-}
-
-void NodeImpl::place_worker() {
-  // From the thread's first CPUs each time: a rebuilt device may take other interrupts.
-  if (worker_cpus_.empty()) worker_cpus_ = thread_cpus();
-  set_thread_cpus(worker_cpus_);
-  std::string placed;
-  if (options_.avoid_device_interrupt_cpus) {
-    placed = keep_thread_off_device_interrupts(device_->info().pci_address, worker_cpus_);
-  }
-  if (options_.prefer_fast_cpus) {
-    const std::string fast = keep_thread_on_fastest_cpus(thread_cpus());
-    if (!fast.empty()) placed += (placed.empty() ? "" : "; ") + fast;
-  }
-  if (!placed.empty()) log(LogLevel::info, "node '{}': worker {}", options_.name, placed);
 }
 
 void NodeImpl::tear_down(bool persist) {

@@ -9,7 +9,6 @@
 #include <map>
 #include <sstream>
 
-#include "node/cpu_speed.h"
 #include "util/strformat.h"
 
 namespace vkn::detail {
@@ -147,26 +146,6 @@ std::string keep_thread_off_device_interrupts(std::string_view pci_address, cons
   if (thread_cpus() != chosen) return "";
   return vkn::format("kept off CPU {} (interrupts of the GPU at {}); runs on {}", cpu_list(avoid), pci_address,
                      cpu_list(chosen));
-}
-
-std::string keep_thread_on_fastest_cpus(const std::vector<int>& base) {
-  // Where cores are few, a thread kept to fewer of them costs more than a slower core.
-  if (base.size() < 4) return "";
-  const std::map<int, double> seconds = measure_cpu_speeds(base);
-  const std::vector<int> chosen = fastest_cpus(seconds, 0.15, 2);
-  set_thread_cpus(chosen);
-  if (chosen.size() < 2 || chosen == base || thread_cpus() != chosen) {
-    set_thread_cpus(base);
-    return "";
-  }
-  double fastest = seconds.begin()->second;
-  for (const auto& [cpu, s] : seconds) fastest = std::min(fastest, s);
-  std::string slower;
-  for (const auto& [cpu, s] : seconds) {
-    if (std::find(chosen.begin(), chosen.end(), cpu) != chosen.end()) continue;
-    slower += vkn::format("{}{} ({:.2f}x)", slower.empty() ? "" : ", ", cpu, s / fastest);
-  }
-  return vkn::format("kept off slower CPUs {}; runs on {}", slower, cpu_list(chosen));
 }
 
 }  // namespace vkn::detail

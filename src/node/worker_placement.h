@@ -35,8 +35,4 @@ void set_thread_cpus(const std::vector<int>& cpus);
 // it left `base` as it was).
 std::string keep_thread_off_device_interrupts(std::string_view pci_address, const std::vector<int>& base);
 
-// Restricts the calling thread to the fastest of `base` (cpu_speed.h: within 15 % of the
-// best). Returns what it did, for the log ("" when it left the thread on all of `base`).
-std::string keep_thread_on_fastest_cpus(const std::vector<int>& base);
-
 }  // namespace vkn::detail

@@ -61,11 +61,6 @@ struct NodeOptions {
   // Keeps the worker thread off the CPUs that take the GPU's interrupts (Linux, PCI
   // devices): fence waits from such a CPU cost 3x on the H200 machine.
   bool avoid_device_interrupt_cpus = true;
-  // Keeps the worker thread on the fastest CPUs (within 15 % of the best at a short timed
-  // piece of work when the node starts), where there are 4 or more: some CPUs run the
-  // driver's code markedly slower (efficiency cores; on the H200 machine, 5 of 16 vCPUs at
-  // 1.6x, which added 1.4-2.5 us to a tiny dispatch).
-  bool prefer_fast_cpus = true;
   // A blocking exec runs on its calling thread while the node is idle (no job running or
   // queued), still one job at a time: the hand-off to the worker thread and back costs
   // more than a small Program (on the H200 about 10 % of a tiny dispatch). Off: every
