@@ -131,7 +131,6 @@ class CoreDispatch {
     return c;
   }
   const Device& device() const { return *device_; }
-  double time_record_and_submit() { return detail::time_record_and_submit(*stream_, *buffer_); }
   Result<void> once() {
     const BufferBinding b[] = {{0, &*buffer_}};
     if (auto r = stream_->record_dispatch(*kernel_, b, push_, {1, 1, 1}); !r) return r;
@@ -207,18 +206,14 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   auto core = CoreDispatch::create(options);
   if (!core) return fail(core.error());
   // The calling thread, which runs the core Stream's dispatches, keeps off the CPUs taking
-  // the GPU's interrupts and to the fastest CPUs as the node's worker does
-  // (worker_placement.h): both sides are then measured where the scheduler's placement
-  // cannot slow one of them (by 3x, or by 1.6x on one H200 machine's slower vCPUs).
+  // the GPU's interrupts as the node's worker does (worker_placement.h): both sides are
+  // then measured where the scheduler's placement cannot triple one of them.
   const std::vector<int> caller_cpus = thread_cpus();
   struct RestoreCpus {
     const std::vector<int>& cpus;
     ~RestoreCpus() { set_thread_cpus(cpus); }
   } restore{caller_cpus};
   (void)keep_thread_off_device_interrupts((*core)->device().info().pci_address, caller_cpus);
-  if ((*core)->device().info().type != VK_PHYSICAL_DEVICE_TYPE_CPU) {
-    (void)keep_thread_on_fastest_cpus(thread_cpus(), [&] { return (*core)->time_record_and_submit(); });
-  }
   const Program tiny = tiny_program();
   const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);

@@ -7,7 +7,6 @@
 
 #include "node/node_context.h"
 #include "node/worker_placement.h"
-#include "vknode/gpu/buffer.h"
 #include "util/futex.h"
 #include "util/log.h"
 #include "util/spin.h"
@@ -350,6 +349,11 @@ Result<void> NodeImpl::bring_up() {
   auto device = Device::create(dopt);
   if (!device) return fail(device.error());
   device_ = std::move(*device);
+  if (options_.avoid_device_interrupt_cpus) {
+    if (worker_cpus_.empty()) worker_cpus_ = thread_cpus();
+    const std::string placed = keep_thread_off_device_interrupts(device_->info().pci_address, worker_cpus_);
+    if (!placed.empty()) log(LogLevel::info, "node '{}': worker {}", options_.name, placed);
+  }
   PipelineCacheOptions popt;
   popt.directory = options_.cache_dir;
   popt.persistent = options_.persist_pipeline_cache;
@@ -362,7 +366,6 @@ Result<void> NodeImpl::bring_up() {
   auto stream = Stream::create(*device_, sopt);
   if (!stream) return fail(stream.error());
   stream_ = std::move(*stream);
-  place_worker();
   if (registry_.budget() == 0) {
     uint64_t heap = 0;
     for (const MemoryHeapInfo& h : device_->info().heaps) {
@@ -380,25 +383,6 @@ Result<void> NodeImpl::bring_up() {
   if (auto r = registry_.restore_after_reset(*device_, *stream_, kSyncTimeout); !r) return r;
   publish_stats(true);
   return {};
-}
-
-void NodeImpl::place_worker() {
-  // From the thread's first CPUs each time: a rebuilt device may take other interrupts.
-  if (worker_cpus_.empty()) worker_cpus_ = thread_cpus();
-  set_thread_cpus(worker_cpus_);
-  std::string placed;
-  if (options_.avoid_device_interrupt_cpus) {
-    placed = keep_thread_off_device_interrupts(device_->info().pci_address, worker_cpus_);
-  }
-  // On a CPU device "submitting" hands work to the device's own threads: nothing to compare.
-  if (options_.prefer_fast_cpus && device_->info().type != VK_PHYSICAL_DEVICE_TYPE_CPU) {
-    if (auto scratch = Buffer::create(*device_, 256)) {
-      const std::string fast = keep_thread_on_fastest_cpus(
-          thread_cpus(), [&] { return time_record_and_submit(*stream_, *scratch); });
-      if (!fast.empty()) placed += (placed.empty() ? "" : "; ") + fast;
-    }
-  }
-  if (!placed.empty()) log(LogLevel::info, "node '{}': worker {}", options_.name, placed);
 }
 
 void NodeImpl::tear_down(bool persist) {

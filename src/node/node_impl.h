@@ -112,7 +112,6 @@ class NodeImpl {
   Result<void> settle_job(Result<void> result);
   void worker_main();
   Result<void> bring_up();
-  void place_worker();  // worker_placement.h: off the device's interrupt CPUs, on fast ones
   void tear_down(bool persist);
   Result<void> recover_device();
   void serve();

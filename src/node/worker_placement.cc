@@ -5,16 +5,11 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
-#include <limits>
 #include <fstream>
 #include <map>
 #include <sstream>
 
-#include "node/cpu_speed.h"
 #include "util/strformat.h"
-#include "vknode/gpu/buffer.h"
-#include "vknode/gpu/stream.h"
 
 namespace vkn::detail {
 namespace {
@@ -151,39 +146,6 @@ std::string keep_thread_off_device_interrupts(std::string_view pci_address, cons
   if (thread_cpus() != chosen) return "";
   return vkn::format("kept off CPU {} (interrupts of the GPU at {}); runs on {}", cpu_list(avoid), pci_address,
                      cpu_list(chosen));
-}
-
-std::string keep_thread_on_fastest_cpus(const std::vector<int>& base, const std::function<double()>& time_once) {
-  if (base.size() < 4) return "";
-  const std::map<int, double> seconds = measure_cpu_speeds(base, time_once, 10);
-  const std::vector<int> chosen = fastest_cpus(seconds, 0.2, 2);
-  set_thread_cpus(chosen);
-  if (chosen.size() < 2 || chosen == base || thread_cpus() != chosen) {
-    set_thread_cpus(base);
-    return "";
-  }
-  double fastest = seconds.begin()->second;
-  for (const auto& [cpu, s] : seconds) fastest = std::min(fastest, s);
-  std::string slower;
-  for (const auto& [cpu, s] : seconds) {
-    if (std::find(chosen.begin(), chosen.end(), cpu) != chosen.end()) continue;
-    slower += vkn::format("{}{} ({:.2f}x)", slower.empty() ? "" : ", ", cpu, s / fastest);
-  }
-  return vkn::format("kept off slower CPUs {}; runs on {}", slower, cpu_list(chosen));
-}
-
-double time_record_and_submit(Stream& stream, const Buffer& scratch) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  auto recorded = stream.record_fill(scratch, 0, 256, 0);
-  auto ticket = recorded ? stream.submit() : Result<Ticket>(std::unexpected(recorded.error()));
-  const auto t1 = Clock::now();
-  if (!ticket) {
-    stream.discard_open_batch();
-    return std::numeric_limits<double>::infinity();
-  }
-  if (!stream.wait(*ticket, std::chrono::seconds(10))) return std::numeric_limits<double>::infinity();
-  return std::chrono::duration<double>(t1 - t0).count();
 }
 
 }  // namespace vkn::detail

@@ -6,15 +6,9 @@
 #pragma once
 
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace vkn {
-class Buffer;
-class Stream;
-}  // namespace vkn
 
 namespace vkn::detail {
 
@@ -40,16 +34,5 @@ void set_thread_cpus(const std::vector<int>& cpus);
 // the interrupts of the device at `pci_address`. Returns what it did, for the log ("" when
 // it left `base` as it was).
 std::string keep_thread_off_device_interrupts(std::string_view pci_address, const std::vector<int>& base);
-
-// Restricts the calling thread to the CPUs of `base` where `time_once` (the work it will
-// do, timed) is within 20 % of the fastest (cpu_speed.h), at least two of them; where
-// `base` has fewer than 4 CPUs, keeping to fewer costs more than a slower CPU, and it does
-// nothing. Returns what it did, for the log ("" when it left the thread on all of `base`).
-std::string keep_thread_on_fastest_cpus(const std::vector<int>& base, const std::function<double()>& time_once);
-
-// The work that keep_thread_on_fastest_cpus compares for a thread that drives a GPU: the
-// seconds it takes to record a 256-byte fill of `scratch` on `stream` and submit it (the
-// wait that follows is not counted); infinity when that fails.
-double time_record_and_submit(Stream& stream, const Buffer& scratch);
 
 }  // namespace vkn::detail

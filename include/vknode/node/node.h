@@ -61,11 +61,6 @@ struct NodeOptions {
   // Keeps the worker thread off the CPUs that take the GPU's interrupts (Linux, PCI
   // devices): fence waits from such a CPU cost 3x on the H200 machine.
   bool avoid_device_interrupt_cpus = true;
-  // Keeps the worker thread on the CPUs where it records and submits a small batch
-  // fastest (within 20 % of the best, timed on each CPU when the device comes up; GPU
-  // devices, 4 or more CPUs): on one H200 machine 5 of 16 vCPUs did that 1.6x slower,
-  // which added 1.4-2.5 us to a tiny dispatch.
-  bool prefer_fast_cpus = true;
   // A blocking exec runs on its calling thread while the node is idle (no job running or
   // queued), still one job at a time: the hand-off to the worker thread and back costs
   // more than a small Program (on the H200 about 10 % of a tiny dispatch). Off: every
