@@ -74,8 +74,7 @@ std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& pr
   const Clock::time_point start = timeout ? Clock::now() : Clock::time_point{};
   note_job_started(true);
   bump_inline_execs();
-  static const std::string kNoClient;  // a Program uses no scratch store
-  NodeContext ctx(*this, scratch_, kNoClient);
+  NodeContext ctx(*this, scratch_, no_client_);  // a Program uses no scratch store
   ProgramResult result;
   Result<void> r;
   try {

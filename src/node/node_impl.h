@@ -212,6 +212,7 @@ class NodeImpl {
   BufferRegistry registry_{0};
   std::map<KernelId, KernelRecord> kernel_records_;
   std::map<std::string, ScratchStore> scratch_;
+  const std::string no_client_;  // the client of inline execs, which use no scratch store
   Clock::time_point last_persist_ = Clock::now();
   std::vector<int> worker_cpus_;  // where the worker could run before placement
 
