@@ -102,6 +102,7 @@ Result<Buffer*> BufferRegistry::get_for_write(std::string_view name) {
     return fail(Errc::device_lost, "the buffer's contents were lost with the device (it was not durable)", name);
   }
   it->second.dirty = it->second.spec.durable;
+  durable_dirty_ = durable_dirty_ || it->second.spec.durable;
   ++it->second.writes;
   return &*it->second.buffer;
 }
@@ -119,6 +120,7 @@ std::vector<BufferEntryInfo> BufferRegistry::list() const {
 }
 
 Result<void> BufferRegistry::sync_durable(Stream& stream, std::chrono::nanoseconds timeout) {
+  if (!durable_dirty_) return {};  // every job asks: no walk over the registry then
   bool any = false;
   for (auto& [name, e] : entries_) {
     if (!e.spec.durable || !e.dirty || !e.buffer) continue;
@@ -128,9 +130,11 @@ Result<void> BufferRegistry::sync_durable(Stream& stream, std::chrono::nanosecon
     }
     any = true;
   }
-  if (!any) return {};
-  if (auto r = stream.submit_and_wait(timeout); !r) return r;
-  for (auto& [name, e] : entries_) e.dirty = false;
+  if (any) {
+    if (auto r = stream.submit_and_wait(timeout); !r) return r;
+    for (auto& [name, e] : entries_) e.dirty = false;
+  }
+  durable_dirty_ = false;
   return {};
 }
 

@@ -90,6 +90,7 @@ class BufferRegistry {
   uint64_t budget_;
   uint64_t bytes_in_use_ = 0;
   std::map<std::string, Entry, std::less<>> entries_;
+  bool durable_dirty_ = false;  // some durable buffer may be dirty (set by get_for_write)
 };
 
 }  // namespace vkn
