@@ -170,7 +170,10 @@ Result<Stream::Slot*> Stream::open_batch() {
 }
 
 void Stream::open_next_batch_early() {
-  if (open_ != nullptr || slots_[next_serial_ % slots_.size()]->pending) return;  // never waits for a slot
+  const Slot& next = *slots_[next_serial_ % slots_.size()];
+  // Never waits for a slot; and a slot whose last batch had staged downloads stays as it
+  // is, since the host may read those until the slot's next batch opens (record_download_staged).
+  if (open_ != nullptr || next.pending || next.has_host_reads) return;
   if (open_batch()) ++stats_.batches_opened_early;  // a failure comes back from the first record
 }
 

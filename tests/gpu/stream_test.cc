@@ -195,6 +195,26 @@ TEST_F(StreamTest, TheNextBatchOpenedDuringAWaitIsUsedAndNeverSubmittedEmpty) {
   for (uint32_t v : got) ASSERT_EQ(v, 0x5A5A5A5Au) << "the discarded fill ran";
 }
 
+// A staged download stays readable until its slot's next batch opens: a wait never opens
+// that batch early.
+TEST_F(StreamTest, AWaitLeavesASlotWithStagedDownloadsAlone) {
+  VKN_ASSERT_OK_AND_ASSIGN(out, Buffer::create(*device_, 64 * 64 * 4));
+  VKN_ASSERT_OK(stream_->record_fill(out, 0, 256, 0x600DF00Du));
+  VKN_ASSERT_OK_AND_ASSIGN(staged, stream_->record_download_staged(out, 0, 256));
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  record_long_spin(out);
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  // The third batch's slot is the last free one: the wait for it would open the staged
+  // batch's slot next (the spin outlives the first look at the counter).
+  const uint64_t opened = stream_->stats().batches_opened_early;
+  record_long_spin(out);
+  VKN_ASSERT_OK(stream_->submit_and_wait(kWait));
+  EXPECT_EQ(stream_->stats().batches_opened_early, opened) << "the staged batch's slot was opened early";
+  std::vector<uint32_t> got(64);
+  std::memcpy(got.data(), staged.data, 256);
+  EXPECT_EQ(got, std::vector<uint32_t>(64, 0x600DF00Du));
+}
+
 TEST_F(StreamTest, AWaitNeverOpensABatchWhoseSlotIsBusy) {
   StreamOptions one;
   one.slots = 1;
