@@ -59,7 +59,7 @@ run_tsan() {
   # Not the tests that fork a second user who then starts client threads: TSan cannot
   # follow a multi-threaded fork ("dup thread with used id"); ASan and the normal build run them.
   timed "tsan tests" ctest --test-dir "$dir" --output-on-failure -j 1 --timeout 900 \
-    -R "${TSAN_TESTS:-^(NodeTest|NodeFaultsTest|ServerTest|LifecycleTest|RobustnessTest|SchedulingTest|NodeDaemonTest|DaemonFaultsTest|DaemonRealNodeFaultsTest|FairQueueTest|UserTableTest|AsyncExecTest|FakeDeviceNodesTest|RealDeviceNodesTest|MetricsEndpointTest)\.}" \
+    -R "${TSAN_TESTS:-^(NodeTest|JobHandoffTest|InlineExecTest|NodeFaultsTest|ServerTest|LifecycleTest|RobustnessTest|SchedulingTest|NodeDaemonTest|DaemonFaultsTest|DaemonRealNodeFaultsTest|FairQueueTest|UserTableTest|AsyncExecTest|FakeDeviceNodesTest|RealDeviceNodesTest|MetricsEndpointTest)\.}" \
     -E "SecondUserCannotReach"
 }
 
