@@ -97,6 +97,22 @@ Result<std::vector<double>> sample(int n, F&& op) {
   return us;
 }
 
+// Runs each of `ops` n times in many short interleaved rounds, so that clock ramps, core
+// placement and other drift hit every op alike (on a small VM the machine switches between
+// a fast and a slow phase, a 2x difference, every second or so). Samples per op, in us.
+Result<std::vector<std::vector<double>>> interleaved(int n, const std::vector<std::function<Result<void>()>>& ops) {
+  std::vector<std::vector<double>> samples(ops.size());
+  const int rounds = std::max(1, n / 10);  // 10 samples a round (and 1 untimed warm-up)
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      auto r = sample(n / rounds, ops[i]);
+      if (!r) return fail(r.error());
+      samples[i].insert(samples[i].end(), r->begin(), r->end());
+    }
+  }
+  return samples;
+}
+
 std::vector<std::byte> fill_push() {
   const FillPush push{kWords, 7};
   auto b = std::as_bytes(std::span(&push, 1));
@@ -180,16 +196,10 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       (void)stop("bench.worker");
     }
   } stop_at_exit;
-  node_options.name = "bench.worker";
-  node_options.exec_inline = false;
-  if (auto r = start(node_options); !r) return r;
   CallOptions call;
   call.node = "bench";
   call.timeout = kTimeout;
-  CallOptions worker_call = call;
-  worker_call.node = "bench.worker";
   if (auto r = create_buffer("bench.tiny", {kWords * 4}, call); !r) return r;
-  if (auto r = create_buffer("bench.tiny", {kWords * 4}, worker_call); !r) return r;
 
   Handoff handoff;
   auto bare = sample(n, [&]() -> Result<void> {
@@ -223,11 +233,6 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     if (!r) return fail(r.error());
     return {};
   };
-  auto exec_on_worker_once = [&]() -> Result<void> {
-    auto r = exec(shared_tiny, worker_call);
-    if (!r) return fail(r.error());
-    return {};
-  };
   auto exec_copy_once = [&]() -> Result<void> {
     auto r = exec(tiny, call);
     if (!r) return fail(r.error());
@@ -253,36 +258,38 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       return {};
     }, call);
   };
-  auto core_once = [&]() { return (*core)->once(); };
-  // Many short interleaved rounds, so that clock ramps, core placement and other drift hit
-  // every path alike (on a small VM the machine switches between a fast and a slow phase,
-  // a 2x difference, every second or so).
-  std::vector<double> exec_us, exec_worker_us, exec_copy_us, with_node_us, program_us, core_us;
-  const int rounds = std::max(1, n / 10);  // 10 samples a round (and 1 untimed warm-up)
-  for (int round = 0; round < rounds; ++round) {
-    auto c = sample(n / rounds, core_once);
-    auto e = sample(n / rounds, exec_once);
-    auto w = sample(n / rounds, with_node_once);
-    auto p = sample(n / rounds, program_in_with_node_once);
-    auto x = sample(n / rounds, exec_copy_once);
-    auto k = sample(n / rounds, exec_on_worker_once);
-    for (const auto* r : {&c, &e, &w, &p, &x, &k}) {
-      if (!*r) return fail(r->error());
-    }
-    exec_worker_us.insert(exec_worker_us.end(), k->begin(), k->end());
-    exec_copy_us.insert(exec_copy_us.end(), x->begin(), x->end());
-    core_us.insert(core_us.end(), c->begin(), c->end());
-    exec_us.insert(exec_us.end(), e->begin(), e->end());
-    with_node_us.insert(with_node_us.end(), w->begin(), w->end());
-    program_us.insert(program_us.end(), p->begin(), p->end());
-  }
-  for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us},
-                                       std::pair{"exec on the worker", &exec_worker_us}}) {
+  auto core_once = [&]() -> Result<void> { return (*core)->once(); };
+  auto main_rows = interleaved(n, {core_once, exec_once, with_node_once, program_in_with_node_once, exec_copy_once});
+  if (!main_rows) return fail(main_rows.error());
+  const std::vector<double>& core_us = (*main_rows)[0];
+  const std::vector<double>& exec_us = (*main_rows)[1];
+  const std::vector<double>& with_node_us = (*main_rows)[2];
+  const std::vector<double>& program_us = (*main_rows)[3];
+  const std::vector<double>& exec_copy_us = (*main_rows)[4];
+  for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us}}) {
     sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
           .value = median(*samples), .baseline = median(core_us)});
     sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
           .value = percentile(*samples, 99), .baseline = percentile(core_us, 99)});
   }
+  // Exec on the worker thread: a node with exec_inline off, started only now, so that its
+  // thread takes no CPU from the rows above (on 2 cores it did), with a baseline of its own.
+  node_options.name = "bench.worker";
+  node_options.exec_inline = false;
+  if (auto r = start(node_options); !r) return r;
+  CallOptions worker_call = call;
+  worker_call.node = "bench.worker";
+  if (auto r = create_buffer("bench.tiny", {kWords * 4}, worker_call); !r) return r;
+  auto exec_on_worker_once = [&]() -> Result<void> {
+    auto r = exec(shared_tiny, worker_call);
+    if (!r) return fail(r.error());
+    return {};
+  };
+  auto worker_rows = interleaved(n, {core_once, exec_on_worker_once});
+  (void)stop("bench.worker");
+  if (!worker_rows) return fail(worker_rows.error());
+  sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream", .unit = "us",
+        .value = median((*worker_rows)[1]), .baseline = median((*worker_rows)[0])});
   sink({.section = "node", .metric = "tiny dispatch p50: exec's Program run in with_node vs with_node", .unit = "us",
         .value = median(program_us), .baseline = median(with_node_us)});
   sink({.section = "node", .metric = "tiny dispatch p50: exec of a copied Program vs of a shared one", .unit = "us",
