@@ -42,12 +42,14 @@ void NodeImpl::give_back() {
   // caller running execs inline back to back would otherwise pay a futex wake-up for each
   // (2 us on the H200 machine).
   if (!doorbell_.worker_sleeping.load(std::memory_order_seq_cst)) return;
-  bool work_waits = false;
-  {
-    std::lock_guard lock(mu_);
-    work_waits = is_job(doorbell_.mailbox.load()) || !queue_.empty() || stopping_ || crash_requested_.load();
+  // Work is published in the mailbox or counted in `queued`, and a stop or crash raises
+  // `attention`, each before its publisher wakes the worker: what this misses (pushed but
+  // not yet counted) its publisher's own wake-up, after the node is idle again, covers.
+  if (is_job(doorbell_.mailbox.load(std::memory_order_seq_cst)) ||
+      doorbell_.queued.load(std::memory_order_seq_cst) > 0 || doorbell_.attention.load(std::memory_order_seq_cst)) {
+    { std::lock_guard lock(mu_); }
+    cv_.notify_one();
   }
-  if (work_waits) cv_.notify_one();
 }
 
 void NodeImpl::hand_over(ErasedJob rest, std::shared_ptr<const void> keep) {
@@ -101,7 +103,8 @@ std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& pr
   if (device_->is_lost()) return lose_device(r);
   note_job_ended(r);
   if (r && quarantine_.is_tracking()) quarantine_.note_success(program_kernels(program));
-  publish_stats(false);
+  // No publish_stats(): a Program changes none of the figures it publishes (registry and
+  // cache sizes, kernels); status() reads the validation layer's count itself.
   give_back();
   if (!r) return fail(r.error());
   return result;
@@ -126,7 +129,6 @@ Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, 
       return timed_out;
     }
     note_job_ended(r);
-    publish_stats(false);
     give_back();
     return timed_out;
   }

@@ -342,6 +342,7 @@ Result<void> NodeImpl::bring_up() {
     auto instance = Instance::create(options_.enable_validation || (env != nullptr && std::string_view(env) == "1"));
     if (!instance) return fail(instance.error());
     instance_ = std::move(*instance);
+    live_instance_.store(instance_.get(), std::memory_order_release);
   }
   DeviceOptions dopt;
   dopt.selector = options_.device_selector;
@@ -711,7 +712,6 @@ void NodeImpl::publish_stats(bool device_changed) {
   s.cache_hits = ps.hits;
   s.cache_misses = ps.misses;
   s.cache_bytes = ps.persisted_bytes ? ps.persisted_bytes : ps.loaded_bytes;
-  s.validation_errors = device_->validation_error_count();
 }
 
 NodeStatus NodeImpl::status() {
@@ -742,6 +742,10 @@ NodeStatus NodeImpl::status() {
   s.restarts = restarts_.load();
   s.device_resets = device_resets_.load();
   s.quarantined_kernels = quarantine_.quarantined_count();
+  // Read here, not published after each job: an exec run inline publishes nothing.
+  if (const Instance* instance = live_instance_.load(std::memory_order_acquire)) {
+    s.validation_errors = instance->validation_error_count();
+  }
   return s;
 }
 

@@ -205,6 +205,9 @@ class NodeImpl {
 
   // Worker thread only.
   std::shared_ptr<Instance> instance_;
+  // instance_ for status() on other threads: set once, and the instance lives as long as
+  // the node.
+  std::atomic<const Instance*> live_instance_{nullptr};
   std::unique_ptr<Device> device_;
   std::unique_ptr<PipelineCache> pipeline_cache_;
   std::unique_ptr<KernelCache> kernels_;
