@@ -59,9 +59,11 @@ void NodeImpl::hand_over(ErasedJob rest, std::shared_ptr<const void> keep) {
   job->handed_over = true;
   job->fn = std::move(rest);
   job->payload = std::move(keep);
-  // The job first, then the node: no other caller can borrow it in between.
-  doorbell_.handed_over.store(job.release(), std::memory_order_seq_cst);
+  // The node first, then the job: once the job is out the worker may run it and give the
+  // node back (idle) before a later store here could land, which would leave the node
+  // owned by a worker that waits for it.
   owner_.store(Owner::worker, std::memory_order_seq_cst);
+  doorbell_.handed_over.store(job.release(), std::memory_order_seq_cst);
   wake_worker();
 }
 
