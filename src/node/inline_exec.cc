@@ -85,6 +85,8 @@ std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& pr
     r = record_program(ctx, program, result);
   } catch (const std::exception& e) {  // allocation of the download buffers
     r = fail(Errc::job_failed, "the program could not be recorded", e.what());
+  } catch (...) {  // nothing may leave with the node still borrowed
+    r = fail(Errc::job_failed, "the program could not be recorded");
   }
   if (r) {
     auto ticket = stream_->submit();
@@ -117,14 +119,15 @@ Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, 
   timeouts_.fetch_add(1);
   quarantine_.note_timeout(program_kernels(program));
   auto timed_out = fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+  // The batch's downloads land in these buffers: they live until the batch has been waited
+  // for, by the worker or, when there is nothing to hand over with, below.
+  std::shared_ptr<ProgramResult> kept;
   try {
-    // The batch's downloads land in these buffers: they live until the worker has waited.
-    auto kept = std::make_shared<ProgramResult>(std::move(result));
-    hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted); },
-              std::move(kept));
+    kept = std::make_shared<ProgramResult>(std::move(result));
+    hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted); }, kept);
     return timed_out;
   } catch (const std::bad_alloc&) {
-    // Nothing to hand over with: wait for the batch here (the hang limit still holds).
+    // Wait for the batch here (the hang limit still holds).
     Result<void> r = settle_job(wait_batch(ticket, submitted));
     if (device_->is_lost()) {
       (void)lose_device(r);
