@@ -16,6 +16,8 @@
 namespace vkn::detail {
 namespace {
 
+constexpr std::chrono::microseconds kFinishingWait{1000};
+
 double ms_between(NodeImpl::Clock::time_point a, NodeImpl::Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -29,8 +31,10 @@ bool NodeImpl::borrow() {
       doorbell_.queued.load(std::memory_order_relaxed) != 0) {
     return false;
   }
-  // The worker keeps the node for a moment after it answers a job.
-  if (!spin_turns([&] { return owner_.load(std::memory_order_relaxed) == Owner::idle; })) return false;
+  // The worker keeps the node for its bookkeeping after it answers a job (microseconds;
+  // longer only when it persists the pipeline cache or rebuilds a lost device, which a
+  // queued job would wait for as well).
+  spin_for([&] { return owner_.load(std::memory_order_relaxed) != Owner::finishing; }, kFinishingWait);
   Owner idle = Owner::idle;
   return owner_.compare_exchange_strong(idle, Owner::caller, std::memory_order_seq_cst);
 }

@@ -433,6 +433,7 @@ void NodeImpl::worker_main() {
       }
       cv_.notify_all();
       serve();
+      owner_.store(Owner::worker, std::memory_order_relaxed);  // until the next serve()
       const bool crashed = crash_requested_.exchange(false);
       if (!crashed) {
         tear_down(true);
@@ -615,8 +616,11 @@ void NodeImpl::run_one(Job* job) {
   }
   const bool lost = device_->is_lost();
   note_job_ended(result);
+  // Before the answer: a caller that gets it and borrows the node at once sees this.
+  owner_.store(Owner::finishing, std::memory_order_relaxed);
   finish_job(job, std::move(result), kRunning);
   if (lost) {
+    owner_.store(Owner::worker, std::memory_order_relaxed);  // no moment: callers queue meanwhile
     if (auto r = recover_device(); !r) {
       tear_down(false);
       crash_requested_.store(true);

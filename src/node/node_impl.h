@@ -61,6 +61,10 @@ class NodeImpl {
   std::optional<Result<ProgramResult>> try_exec_inline(const Program& program,
                                                        std::optional<std::chrono::milliseconds> timeout);
   std::optional<std::chrono::milliseconds> default_timeout() const { return default_timeout_; }
+  // Nothing runs, nothing waits: the worker waits for work (TEST_wait_idle).
+  bool is_idle() const {
+    return owner_.load() == Owner::idle && doorbell_.mailbox.load() == nullptr && doorbell_.queued.load() == 0;
+  }
   KernelQuarantine& quarantine() { return quarantine_; }
   void request_crash();
 
@@ -88,8 +92,10 @@ class NodeImpl {
  private:
   // Who may use the GPU objects (device, stream, registry, caches, scratch stores): the
   // worker, which lends them out only while it waits for work (next_job), or a caller
-  // running an exec inline. Moves from idle by compare-and-swap.
-  enum class Owner : uint32_t { idle, worker, caller };
+  // running an exec inline. Moves from idle by compare-and-swap. `finishing`: the worker
+  // has answered its job and does the bookkeeping after it, a moment that a caller about
+  // to borrow the node waits out rather than queue behind it.
+  enum class Owner : uint32_t { idle, worker, caller, finishing };
   bool take_ownership();  // the worker: idle -> worker
   void release_ownership();
   // A caller: idle -> caller, only when no job waits. give_back() makes it idle again;

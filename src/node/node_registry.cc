@@ -2,6 +2,7 @@
 // public node functions, which look a node up and hand it jobs.
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "node/node_impl.h"
 #include "node/program_runner.h"
@@ -373,6 +374,17 @@ Result<void> TEST_inject(std::string_view name, int lose_device_on_submit, int h
     f.hang_waits = hang_waits;
     f.fail_allocations = fail_allocations;
   }, call);
+}
+
+Result<void> TEST_wait_idle(std::string_view name, std::chrono::milliseconds timeout) {
+  auto node = find_live_node(name);
+  if (!node) return fail(node.error());
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!(*node)->is_idle()) {
+    if (std::chrono::steady_clock::now() >= until) return fail(Errc::timeout, "the node did not become idle", name);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return {};
 }
 
 }  // namespace vkn

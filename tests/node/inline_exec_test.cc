@@ -37,6 +37,8 @@ std::vector<std::byte> repeated(size_t n, uint32_t value) {
 class InlineExecTest : public testing::NodeFixture {
  protected:
   InlineExecTest() : NodeFixture("inl-") {}
+  // Before an exec that must run inline: the worker may still be busy with the last job.
+  void wait_idle() { ASSERT_TRUE(TEST_wait_idle(name_, std::chrono::seconds(10)).has_value()); }
   NodeStatus node_status() {
     auto s = status(name_);
     EXPECT_TRUE(s.has_value());
@@ -53,6 +55,7 @@ TEST_F(InlineExecTest, AnIdleNodeRunsExecOnTheCallersThreadWithTheSameResults) {
     ASSERT_TRUE(create_buffer("a", {1024}, call_).has_value());
     ASSERT_TRUE(create_buffer("b", {1024}, call_).has_value());
     const auto data = words(256, 100);
+    wait_idle();
     auto r = exec(Program().upload("a", 0, data).copy("a", 0, "b", 512, 256).fill("a", 0, 16, 7)
                       .download("a", 0, 1024).download("b", 512, 256), call_);
     ASSERT_TRUE(r.has_value()) << r.error().to_string();
@@ -63,6 +66,7 @@ TEST_F(InlineExecTest, AnIdleNodeRunsExecOnTheCallersThreadWithTheSameResults) {
     EXPECT_EQ(r->downloads[1], std::vector<std::byte>(data.begin(), data.begin() + 256));
     EXPECT_GE(r->gpu_wait_ms, 0.0);
     // Errors are the same values either way, and nothing ran.
+    wait_idle();
     auto bad = exec(Program().fill("a", 0, 16, 1).download("missing", 0, 4), call_);
     ASSERT_FALSE(bad.has_value());
     EXPECT_EQ(bad.error().code, Errc::not_found);
@@ -99,6 +103,19 @@ TEST_F(InlineExecTest, ABusyNodeRunsExecAfterItsRunningJob) {
   EXPECT_EQ(r->downloads[0], repeated(64, 0xABCD)) << "the exec ran beside or before the running job";
   ASSERT_TRUE(job.get().has_value());
   EXPECT_EQ(node_status().inline_execs, 0u);
+}
+
+// The worker keeps the node a moment after each answer; a caller's exec right after its
+// with_node call waits that out instead of queueing behind nothing.
+TEST_F(InlineExecTest, AnExecRightAfterAJobStillRunsInline) {
+  start_node(options());
+  ASSERT_TRUE(create_buffer("b", {256}, call_).has_value());
+  constexpr int kRounds = 200;
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+    ASSERT_TRUE(exec(Program().fill("b", 0, 4, i), call_).has_value());
+  }
+  EXPECT_EQ(node_status().inline_execs, static_cast<uint64_t>(kRounds));
 }
 
 // Threads mixing execs (inline when the node happens to be idle, queued otherwise) with
@@ -156,6 +173,7 @@ TEST_F(InlineExecTest, PastItsDeadlineTheRestIsHandedToTheNode) {
   quick.timeout = 10ms;
   Program p = spin_program(10'000'000);
   p.fill("keep", 0, 256, 0x77).download("keep", 0, 256);
+  wait_idle();
   const auto t0 = Clock::now();
   auto r = exec(p, quick);
   const auto answered = Clock::now() - t0;
@@ -187,6 +205,7 @@ TEST_F(InlineExecTest, ADeviceLostInlineIsRebuiltByTheNode) {
   start_node(options());
   ASSERT_TRUE(create_buffer("b", {256}, call_).has_value());
   ASSERT_TRUE(TEST_inject(name_, 1, 0, 0).has_value());
+  wait_idle();
   auto lost = exec(Program().fill("b", 0, 256, 3), call_);
   ASSERT_FALSE(lost.has_value());
   EXPECT_EQ(lost.error().code, Errc::device_lost);
@@ -200,6 +219,7 @@ TEST_F(InlineExecTest, ADeviceLostInlineIsRebuiltByTheNode) {
   // The buffer was not durable; a new one works, inline again.
   ASSERT_TRUE(delete_buffer("b", call_).has_value());
   ASSERT_TRUE(create_buffer("b", {256}, call_).has_value());
+  wait_idle();
   auto r = exec(Program().fill("b", 0, 256, 3).download("b", 0, 8), call_);
   ASSERT_TRUE(r.has_value()) << r.error().to_string();
   EXPECT_EQ(r->downloads[0], repeated(2, 3));
@@ -212,6 +232,7 @@ TEST_F(InlineExecTest, AJobSentDuringAnInlineExecRunsRightAfterIt) {
   start_node(options());
   ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
   std::this_thread::sleep_for(20ms);  // past the worker's spin: it sleeps
+  wait_idle();
   auto running = std::async(std::launch::async, [&] { return exec(spin_program(2'000'000), call_); });
   const auto until = Clock::now() + 10s;
   while (node_status().inline_execs == 0 && Clock::now() < until) std::this_thread::sleep_for(100us);
@@ -228,6 +249,7 @@ TEST_F(InlineExecTest, AJobSentDuringAnInlineExecRunsRightAfterIt) {
 TEST_F(InlineExecTest, StopWaitsForAnInlineExec) {
   start_node(options());
   ASSERT_TRUE(create_buffer("spin_out", {64 * 16 * 4}, call_).has_value());
+  wait_idle();
   auto running = std::async(std::launch::async, [&] { return exec(spin_program(2'000'000), call_); });
   const auto until = Clock::now() + 10s;
   while (node_status().inline_execs == 0 && Clock::now() < until) std::this_thread::sleep_for(100us);

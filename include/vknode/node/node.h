@@ -274,5 +274,8 @@ KernelId builtin_kernel_id(BuiltinKernel kernel);
 // Test-only: the node's device fault seam (FaultInjection) for the next operations.
 [[nodiscard]] Result<void> TEST_inject(std::string_view name, int lose_device_on_submit, int hang_waits,
                                        int fail_allocations);
+// Test-only: waits until the node is idle (its worker waits for work, nothing queued), so
+// that a blocking exec sent next runs inline. Errors: node_dead, timeout.
+[[nodiscard]] Result<void> TEST_wait_idle(std::string_view name, std::chrono::milliseconds timeout);
 
 }  // namespace vkn
