@@ -207,20 +207,16 @@ Result<void> exec_async(Program&& program, const CallOptions& call, ExecDone on_
       true, c);
 }
 
-Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call) {
-  if (program == nullptr) return fail(Errc::invalid_argument, "exec of a null Program");
-  auto node = find_live_node(call.node);
-  if (!node) return fail(node.error());
-  detail::NodeImpl& n = **node;
-  if (n.quarantine().is_tracking()) {
-    if (auto q = n.quarantine().check(program_kernels(*program)); !q) return fail(q.error());
-  }
-  if (auto r = n.try_exec_inline(*program, call.timeout ? call.timeout : n.default_timeout())) return std::move(*r);
-  auto p = detail::prepare_job_on(std::move(*node), call, nullptr, program_kernels(*program), true);
+namespace {
+
+// A blocking exec on the worker thread: the job holds the Program (it may still run after a
+// caller that timed out has returned) and writes its result into itself, beside the word
+// the caller waits on.
+Result<ProgramResult> exec_on_worker(std::shared_ptr<NodeImpl> node, std::shared_ptr<const Program> program,
+                                     const CallOptions& call) {
+  auto p = detail::prepare_job_on(std::move(node), call, nullptr, program_kernels(*program), true);
   if (!p) return fail(p.error());
   detail::Job* job = p->job.get();
-  // The job holds the Program (it may still run after a caller that timed out has returned)
-  // and writes its result into itself, beside the word the caller waits on.
   job->fn = program_job(program.get(), &job->exec_result);
   job->payload = std::move(program);
   if (auto r = detail::run_prepared(*p); !r) return fail(r.error());
@@ -232,12 +228,34 @@ Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOpt
   return out;
 }
 
+// Runs `program` inline when the node is idle; otherwise on the worker, with the Program
+// that `share()` makes shareable. An inline run copies nothing.
+template <typename Share>
+Result<ProgramResult> exec_program(const Program& program, const CallOptions& call, Share&& share) {
+  auto node = find_live_node(call.node);
+  if (!node) return fail(node.error());
+  NodeImpl& n = **node;
+  if (n.quarantine().is_tracking()) {
+    if (auto q = n.quarantine().check(program_kernels(program)); !q) return fail(q.error());
+  }
+  if (auto r = n.try_exec_inline(program, call.timeout ? call.timeout : n.default_timeout())) return std::move(*r);
+  return exec_on_worker(std::move(*node), share(), call);
+}
+
+}  // namespace
+
+Result<ProgramResult> exec(std::shared_ptr<const Program> program, const CallOptions& call) {
+  if (program == nullptr) return fail(Errc::invalid_argument, "exec of a null Program");
+  const Program& p = *program;
+  return exec_program(p, call, [&] { return std::move(program); });
+}
+
 Result<ProgramResult> exec(const Program& program, const CallOptions& call) {
-  return exec(std::make_shared<const Program>(program), call);
+  return exec_program(program, call, [&] { return std::make_shared<const Program>(program); });
 }
 
 Result<ProgramResult> exec(Program&& program, const CallOptions& call) {
-  return exec(std::make_shared<const Program>(std::move(program)), call);
+  return exec_program(program, call, [&] { return std::make_shared<const Program>(std::move(program)); });
 }
 
 Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
