@@ -1,6 +1,7 @@
 // NodeImpl: one running node: its worker thread, job queue, supervisor loop, and the
-// GPU objects the worker owns. Created by vkn::start, found through the node
-// registry (node_registry.cc). Public methods are thread-safe.
+// GPU objects, which the worker uses and lends to callers running an exec inline (owner_).
+// Created by vkn::start, found through the node registry (node_registry.cc). Public
+// methods are thread-safe, but for the GPU-object accessors below, which require ownership.
 #pragma once
 
 #include <atomic>
@@ -68,7 +69,7 @@ class NodeImpl {
   KernelQuarantine& quarantine() { return quarantine_; }
   void request_crash();
 
-  // --- Worker-thread state, used by the Context and jobs. ---
+  // --- GPU-object state for the node's owner (owner_), used by the Context and jobs. ---
   struct KernelRecord {
     std::vector<uint32_t> spirv;
     std::vector<SpecConstant> spec;
@@ -209,7 +210,7 @@ class NodeImpl {
   std::atomic<bool> finished_{false};
   std::atomic<uint32_t> init_failures_left_{0};
 
-  // Worker thread only.
+  // The node's owner only (owner_: the worker, or a caller running an exec inline).
   std::shared_ptr<Instance> instance_;
   // instance_ for status() on other threads: set once, and the instance lives as long as
   // the node.
