@@ -436,7 +436,6 @@ void Stream::finish_slot(Slot& slot) {
   for (const Slot::Download& d : slot.downloads) parallel_memcpy(d.dst, d.src, d.bytes);
   slot.downloads.clear();
   slot.pending = false;
-  completed_serial_ = std::max(completed_serial_, slot.serial);
 }
 
 Result<void> Stream::wait(Ticket ticket, std::chrono::nanoseconds timeout) {

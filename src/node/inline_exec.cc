@@ -107,22 +107,26 @@ std::optional<Result<ProgramResult>> NodeImpl::try_exec_inline(const Program& pr
       if (r) result.gpu_wait_ms = ms_between(submitted, Clock::now());
     }
   }
+  if (r = end_inline(std::move(r)); !r) return fail(r.error());
+  if (quarantine_.is_tracking()) quarantine_.note_success(program_kernels(program));
+  return result;
+}
+
+Result<void> NodeImpl::end_inline(Result<void> r) {
   r = settle_job(std::move(r));
-  if (device_->is_lost()) return lose_device(r);
+  if (device_->is_lost()) return lose_device(std::move(r));
   note_job_ended(r);
-  if (r && quarantine_.is_tracking()) quarantine_.note_success(program_kernels(program));
   // No publish_stats(): a Program changes none of the figures it publishes (registry and
   // cache sizes, kernels); status() reads the validation layer's count itself.
   give_back();
-  if (!r) return fail(r.error());
-  return result;
+  return r;
 }
 
 Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, Clock::time_point submitted,
                                          ProgramResult&& result) {
   timeouts_.fetch_add(1);
   quarantine_.note_timeout(program_kernels(program));
-  auto timed_out = fail(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+  auto timed_out = fail(timed_out_while_running());
   // The batch's downloads land in these buffers: they live until the batch has been waited
   // for, by the worker or, when there is nothing to hand over with, below.
   std::shared_ptr<ProgramResult> kept;
@@ -131,19 +135,12 @@ Result<ProgramResult> NodeImpl::time_out(const Program& program, Ticket ticket, 
     hand_over([this, ticket, submitted](Context&) { return wait_batch(ticket, submitted); }, kept);
     return timed_out;
   } catch (const std::bad_alloc&) {
-    // Wait for the batch here (the hang limit still holds).
-    Result<void> r = settle_job(wait_batch(ticket, submitted));
-    if (device_->is_lost()) {
-      (void)lose_device(r);
-      return timed_out;
-    }
-    note_job_ended(r);
-    give_back();
+    (void)end_inline(wait_batch(ticket, submitted));  // waited for here; the hang limit still holds
     return timed_out;
   }
 }
 
-Result<ProgramResult> NodeImpl::lose_device(Result<void> r) {
+Result<void> NodeImpl::lose_device(Result<void> r) {
   // The worker counts the job, with this error, and rebuilds the device (run_one sees it lost).
   try {
     hand_over([e = r.error()](Context&) -> Result<void> { return fail(e); }, nullptr);

@@ -156,9 +156,13 @@ std::optional<Error> NodeImpl::expire(Job& job) {
   if (advance_job(job.state, kRunning, kAbandoned)) {
     timeouts_.fetch_add(1);
     quarantine_.note_timeout(kernels);
-    return Error::make(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
+    return timed_out_while_running();
   }
   return std::nullopt;  // done
+}
+
+Error NodeImpl::timed_out_while_running() {
+  return Error::make(Errc::node_timeout, "the deadline passed while the job ran; it will finish and its result is dropped");
 }
 
 bool NodeImpl::accepts_work() const {

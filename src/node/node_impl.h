@@ -105,10 +105,13 @@ class NodeImpl {
   void give_back();
   void hand_over(ErasedJob rest, std::shared_ptr<const void> keep);
   Job* take_handed_over();
-  // try_exec_inline's ends: a deadline that passed while the batch ran, and a lost device.
+  // try_exec_inline's ends. end_inline: settles the job as run_one does, then gives the
+  // node back, or hands it over to rebuild a lost device (lose_device); the job's result.
+  // time_out: a deadline that passed while the batch ran.
+  Result<void> end_inline(Result<void> result);
+  Result<void> lose_device(Result<void> result);
   Result<ProgramResult> time_out(const Program& program, Ticket ticket, Clock::time_point submitted,
                                  ProgramResult&& result);
-  Result<ProgramResult> lose_device(Result<void> result);
   void bump_inline_execs();
   void note_job_started(bool is_exec);
   void note_job_ended(const Result<void>& result);  // counts; requires ownership
@@ -145,6 +148,8 @@ class NodeImpl {
   // At a job's deadline: withdraws it (queued) or abandons it (running), counts the
   // timeout and returns the caller's node_timeout; nullopt when it is already done.
   std::optional<Error> expire(Job& job);
+  // The caller's node_timeout for a job whose deadline passed while it ran (its own or inline).
+  static Error timed_out_while_running();
   Result<void> refusal();
   void call_done(const JobDone& done, Result<void> result);
   void timer_main();

@@ -111,6 +111,11 @@ struct PreparedJob {
   std::optional<std::chrono::milliseconds> timeout;
 };
 
+// The call's own timeout, else the node's default (none: no deadline).
+std::optional<std::chrono::milliseconds> call_timeout(const CallOptions& call, const NodeImpl& node) {
+  return call.timeout ? call.timeout : node.default_timeout();
+}
+
 Result<PreparedJob> prepare_job_on(std::shared_ptr<NodeImpl> node, const CallOptions& call, ErasedJob fn,
                                    std::vector<KernelId> kernels, bool is_exec) {
   if (auto q = node->quarantine().check(kernels); !q) return fail(q.error());
@@ -119,7 +124,7 @@ Result<PreparedJob> prepare_job_on(std::shared_ptr<NodeImpl> node, const CallOpt
   p.job->kernels = std::move(kernels);
   p.job->client = call.client;
   p.job->is_exec = is_exec;
-  p.timeout = call.timeout ? call.timeout : p.node->default_timeout();
+  p.timeout = call_timeout(call, *p.node);
   return p;
 }
 
@@ -238,7 +243,7 @@ Result<ProgramResult> exec_program(const Program& program, const CallOptions& ca
   if (n.quarantine().is_tracking()) {
     if (auto q = n.quarantine().check(program_kernels(program)); !q) return fail(q.error());
   }
-  if (auto r = n.try_exec_inline(program, call.timeout ? call.timeout : n.default_timeout())) return std::move(*r);
+  if (auto r = n.try_exec_inline(program, detail::call_timeout(call, n))) return std::move(*r);
   return exec_on_worker(std::move(*node), share(), call);
 }
 

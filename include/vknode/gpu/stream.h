@@ -151,7 +151,6 @@ class Stream {
   std::vector<std::unique_ptr<Slot>> slots_;
   Slot* open_ = nullptr;       // the batch being recorded, if any
   uint64_t next_serial_ = 1;   // serial of the next submitted batch
-  uint64_t completed_serial_ = 0;  // every batch up to this one is known complete
   StreamStats stats_;
 };
 
