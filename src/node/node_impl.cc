@@ -9,6 +9,7 @@
 #include "node/worker_placement.h"
 #include "util/futex.h"
 #include "util/log.h"
+#include "util/prefetch.h"
 #include "util/spin.h"
 #include "util/strformat.h"
 
@@ -209,6 +210,8 @@ bool NodeImpl::publish(Job* job) {
   // The mailbox first (the one-caller case: one swap, no lock). It fails when full, or
   // closed by the worker's last drain; the queue then decides under mu_, where a stop or
   // a failure is seen before the drain takes the queue.
+  // The line is read, then swapped: ask for it for writing at once (one transfer, not two).
+  prefetch_for_write(&doorbell_);
   if (doorbell_.queued.load(std::memory_order_relaxed) == 0) {
     Job* empty = nullptr;
     if (doorbell_.mailbox.compare_exchange_strong(empty, job, std::memory_order_seq_cst,
@@ -533,6 +536,9 @@ Job* NodeImpl::next_job() {
   while (true) {
     // A caller that just got its answer often sends the next job at once.
     spin_for(work_waits, kWorkerSpin);
+    // A job in the box lies in its caller's cache: ask for its lines now, so that they
+    // travel while the checks below run instead of one after the other in run_one.
+    if (Job* boxed = doorbell_.mailbox.load(std::memory_order_relaxed); is_job(boxed)) prefetch_for_claim(boxed);
     if (Job* rest = take_handed_over()) return rest;
     if (work_waits()) {
       // A caller running an exec inline is done within microseconds, usually.
@@ -589,11 +595,18 @@ void NodeImpl::count_error(const Error& error) {
   last_error_ = error.to_string();
 }
 
+void NodeImpl::prefetch_for_claim(const Job* job) {
+  // The state word's line, which the claim below swaps (so: for writing), and the next one,
+  // where the job's function ends. A prefetch never faults, so a job its caller has
+  // withdrawn and freed meanwhile costs nothing.
+  const char* line = reinterpret_cast<const char*>(&job->state);
+  prefetch_for_write(line);
+  prefetch_for_read(line + 64);
+}
+
 void NodeImpl::run_one(Job* job) {
   using namespace job_state;
-  // The hand-off's fields may straddle two lines: fetch the second alongside the first,
-  // which the swap below takes for writing.
-  __builtin_prefetch(reinterpret_cast<const char*>(&job->state) + 63);
+  prefetch_for_claim(job);
   const bool claimed = job->handed_over || advance_job(job->state, kQueued, kRunning).has_value();
   // The worker is the mailbox's only reader and the only one to close it, so a plain store
   // empties it: no caller's swap can land while the box holds this job.
@@ -692,12 +705,17 @@ void NodeImpl::maybe_persist(bool force) {
   const auto now = Clock::now();
   if (!force && now - last_persist_ < options_.persist_interval) return;
   last_persist_ = now;
+  figures_stale_ = true;
   if (auto r = pipeline_cache_->persist(); !r) {
     log(LogLevel::warn, "node '{}': pipeline cache not persisted: {}", options_.name, r.error().to_string());
   }
 }
 
 void NodeImpl::publish_stats(bool device_changed) {
+  const Figures figures{registry_.bytes_in_use(), registry_.size(), kernels_->size(), pipeline_cache_->creations()};
+  if (!device_changed && !figures_stale_ && figures == published_figures_) return;
+  published_figures_ = figures;
+  figures_stale_ = false;
   // Strings change only with the device; the per-job refresh copies numbers alone.
   std::string name, uuid, path;
   if (device_changed) {

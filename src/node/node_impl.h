@@ -138,6 +138,7 @@ class NodeImpl {
   Job* closed_mark() const { return reinterpret_cast<Job*>(const_cast<Doorbell*>(&doorbell_)); }
   bool is_job(const Job* boxed) const;
   void run_one(Job* job);
+  static void prefetch_for_claim(const Job* job);
   // Settles a job that was `from` (running, or queued when failed unstarted) with
   // `result`: the waiter is woken, or on_done is answered, or, where the caller or the
   // deadline gave the job up, it is freed.
@@ -229,6 +230,14 @@ class NodeImpl {
   std::map<std::string, ScratchStore> scratch_;
   const std::string no_client_;  // the client of inline execs, which use no scratch store
   Clock::time_point last_persist_ = Clock::now();
+  // What publish_stats() last copied: unchanged (the usual job), it copies nothing and
+  // takes no lock. figures_stale_: the pipeline cache persisted since (its size changed).
+  struct Figures {
+    uint64_t registry_bytes = 0, buffers = 0, kernels = 0, pipelines = 0;
+    bool operator==(const Figures&) const = default;
+  };
+  Figures published_figures_;
+  bool figures_stale_ = true;
   std::vector<int> worker_cpus_;  // where the worker could run before placement
 
   // The deadline timer of asynchronous jobs: started with the first one that has a

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "vknode/gpu/buffer.h"
+#include "vknode/gpu/builtin_kernels.h"
 #include "vknode/gpu/device.h"
 #include "vknode/gpu/kernel_cache.h"
 #include "vknode/gpu/pipeline_cache.h"
@@ -249,6 +250,39 @@ TEST_F(NodeTest, RegistryHonoursTheBudgetAndReportsNames) {
   ASSERT_TRUE(delete_buffer("a", call_).has_value());
   EXPECT_EQ(delete_buffer("a", call_).error().code, Errc::not_found);
   EXPECT_TRUE(create_buffer("b", {600 << 10}, call_).has_value());
+}
+
+// status() shows what a with_node job changed (buffers, kernels, pipelines) once the job
+// returns; a job that changes nothing leaves every figure as it was.
+TEST_F(NodeTest, StatusShowsWhatEachJobChanged) {
+  start_node(options());
+  const auto before = status(name_);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+  const auto unchanged = status(name_);
+  EXPECT_EQ(unchanged->registry_bytes, before->registry_bytes);
+  EXPECT_EQ(unchanged->buffer_count, before->buffer_count);
+  EXPECT_EQ(unchanged->kernel_count, before->kernel_count);
+
+  const KernelId copy = builtin_kernel_id(BuiltinKernel::copy_u32);
+  ASSERT_TRUE(with_node([&](Context& ctx) -> Result<void> {
+    if (!ctx.kernels().erase(copy)) return fail(Errc::not_found, "copy_u32 was not in the cache");
+    return ctx.buffers().create(ctx.device(), "made_in_a_job", {4096});
+  }, call_).has_value());
+  const auto grown = status(name_);
+  EXPECT_EQ(grown->registry_bytes, before->registry_bytes + 4096);
+  EXPECT_EQ(grown->buffer_count, before->buffer_count + 1);
+  EXPECT_EQ(grown->kernel_count, before->kernel_count - 1);
+
+  ASSERT_TRUE(with_node([&](Context& ctx) -> Result<void> {
+    auto kernel = ctx.kernels().get_or_create(builtin_spirv(BuiltinKernel::copy_u32), {}, "copy_u32");
+    if (!kernel) return fail(kernel.error());
+    return ctx.buffers().remove("made_in_a_job");
+  }, call_).has_value());
+  const auto back = status(name_);
+  EXPECT_EQ(back->registry_bytes, before->registry_bytes);
+  EXPECT_EQ(back->buffer_count, before->buffer_count);
+  EXPECT_EQ(back->kernel_count, before->kernel_count);
 }
 
 TEST_F(NodeTest, ReadsAndWritesRanges) {

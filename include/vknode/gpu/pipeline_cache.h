@@ -80,6 +80,11 @@ class PipelineCache {
   // Called by Kernel after each pipeline creation.
   void record_creation(const VkPipelineCreationFeedback& feedback);
   PipelineCacheStats stats() const;
+  // Pipelines created through the cache so far (hits + misses + unknown), without a lock.
+  uint64_t creations() const {
+    return hits_.load(std::memory_order_relaxed) + misses_.load(std::memory_order_relaxed) +
+           unknown_.load(std::memory_order_relaxed);
+  }
   // Bytes of driver data the cache holds now.
   uint64_t size_bytes() const;
 
