@@ -446,6 +446,7 @@ void NodeImpl::worker_main() {
         tear_down(true);
         set_health(NodeHealth::stopped);
         fail_queued(Errc::node_dead, "the node stopped");
+        release_host_state();
         return;
       }
       tear_down(true);
@@ -462,6 +463,16 @@ void NodeImpl::worker_main() {
     }
     if (!supervise_restart(up.error())) return;
   }
+}
+
+void NodeImpl::release_host_state() {
+  registry_ = BufferRegistry(0);  // durable buffers' host mirrors
+  kernel_records_.clear();
+  {
+    std::lock_guard lock(stats_mu_);  // status() reads the instance under it
+    live_instance_.store(nullptr, std::memory_order_release);
+  }
+  instance_.reset();
 }
 
 bool NodeImpl::supervise_restart(const Error& why) {
@@ -746,6 +757,10 @@ NodeStatus NodeImpl::status() {
     std::lock_guard lock(stats_mu_);
     s = published_;
     s.last_error = last_error_;
+    // Read here, not published after each job: an exec run inline publishes nothing.
+    if (const Instance* instance = live_instance_.load(std::memory_order_acquire)) {
+      s.validation_errors = instance->validation_error_count();
+    }
   }
   {
     std::lock_guard lock(mu_);
@@ -768,10 +783,6 @@ NodeStatus NodeImpl::status() {
   s.restarts = restarts_.load();
   s.device_resets = device_resets_.load();
   s.quarantined_kernels = quarantine_.quarantined_count();
-  // Read here, not published after each job: an exec run inline publishes nothing.
-  if (const Instance* instance = live_instance_.load(std::memory_order_acquire)) {
-    s.validation_errors = instance->validation_error_count();
-  }
   return s;
 }
 

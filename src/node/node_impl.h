@@ -124,6 +124,10 @@ class NodeImpl {
   Result<void> bring_up();
   void tear_down(bool persist);
   Result<void> recover_device();
+  // After the final stop: what the node holds on the host (the Vulkan instance, durable
+  // buffers' mirrors, kernels' SPIR-V) goes at once, not with the last reference to the
+  // node, which a thread's lookup memo (node_registry.cc) may keep for a while.
+  void release_host_state();
   void serve();
   // The next job for the worker (the mailbox first, then the queue); spins briefly, then
   // sleeps, persisting the pipeline cache when idle. Null: a crash was requested, or the
@@ -218,8 +222,8 @@ class NodeImpl {
 
   // The node's owner only (owner_: the worker, or a caller running an exec inline).
   std::shared_ptr<Instance> instance_;
-  // instance_ for status() on other threads: set once, and the instance lives as long as
-  // the node.
+  // instance_ for status() on other threads, who read it under stats_mu_: set with it, and
+  // cleared before it goes (release_host_state).
   std::atomic<const Instance*> live_instance_{nullptr};
   std::unique_ptr<Device> device_;
   std::unique_ptr<PipelineCache> pipeline_cache_;

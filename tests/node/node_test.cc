@@ -252,6 +252,35 @@ TEST_F(NodeTest, RegistryHonoursTheBudgetAndReportsNames) {
   EXPECT_TRUE(create_buffer("b", {600 << 10}, call_).has_value());
 }
 
+// Calls find a node by name each time: after a stop they get node_dead, and after a start
+// under the same name they reach the new node (not one remembered from before).
+TEST_F(NodeTest, CallsFollowANodeRestartedUnderItsName) {
+  start_node(options());
+  ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+  ASSERT_TRUE(exec(Program{}, call_).has_value());
+  ASSERT_TRUE(stop(name_).has_value());
+  EXPECT_EQ(with_node([](Context&) {}, call_).error().code, Errc::node_dead);
+  EXPECT_EQ(exec(Program{}, call_).error().code, Errc::node_dead);
+  start_node(options());
+  ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+  ASSERT_TRUE(exec(Program{}, call_).has_value());
+  const auto s = status(name_);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->job_count, 2u);  // this node's own, not the first one's
+  EXPECT_EQ(s->exec_count, 1u);
+  // A node started under another name in between moves every thread's lookup on.
+  NodeOptions other = options();
+  other.name = name_ + "-other";
+  ASSERT_TRUE(start(other).has_value());
+  CallOptions to_other = call_;
+  to_other.node = other.name;
+  ASSERT_TRUE(with_node([](Context&) {}, to_other).has_value());
+  ASSERT_TRUE(with_node([](Context&) {}, call_).has_value());
+  EXPECT_EQ(status(name_)->job_count, 3u);
+  EXPECT_EQ(status(other.name)->job_count, 1u);
+  ASSERT_TRUE(stop(other.name).has_value());
+}
+
 // status() shows what a with_node job changed (buffers, kernels, pipelines) once the job
 // returns; a job that changes nothing leaves every figure as it was.
 TEST_F(NodeTest, StatusShowsWhatEachJobChanged) {
