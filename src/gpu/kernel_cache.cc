@@ -11,6 +11,7 @@ Result<std::shared_ptr<Kernel>> KernelCache::get_or_create(std::span<const uint3
   if (!kernel) return fail(kernel.error());
   std::lock_guard lock(mu_);
   auto [it, inserted] = kernels_.emplace(id, *kernel);
+  if (inserted) generation_.fetch_add(1, std::memory_order_release);
   return it->second;
 }
 
@@ -34,11 +35,13 @@ size_t KernelCache::size() const {
 
 bool KernelCache::erase(const KernelId& id) {
   std::lock_guard lock(mu_);
+  generation_.fetch_add(1, std::memory_order_release);
   return kernels_.erase(id) > 0;
 }
 
 void KernelCache::clear() {
   std::lock_guard lock(mu_);
+  generation_.fetch_add(1, std::memory_order_release);
   kernels_.clear();
 }
 

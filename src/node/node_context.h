@@ -24,7 +24,7 @@ class NodeContext final : public Context {
     return *scratch_;
   }
   Result<void> submit_and_wait() override { return node_.submit_and_wait(); }
-  Result<std::shared_ptr<Kernel>> kernel(const KernelId& id) override { return node_.kernel(id); }
+  Result<Kernel*> kernel(const KernelId& id) override { return node_.kernel(id); }
 
  private:
   NodeImpl& node_;

@@ -400,6 +400,7 @@ void NodeImpl::tear_down(bool persist) {
   scratch_.clear();  // may hold device objects
   registry_.release_device_buffers();
   stream_.reset();
+  recent_kernels_ = {};
   kernels_.reset();
   pipeline_cache_.reset();
   device_.reset();
@@ -703,12 +704,20 @@ Result<KernelId> NodeImpl::register_kernel(std::span<const uint32_t> spirv, std:
   return id;
 }
 
-Result<std::shared_ptr<Kernel>> NodeImpl::kernel(const KernelId& id) {
+Result<Kernel*> NodeImpl::kernel(const KernelId& id) {
   const KernelId one[] = {id};
   if (auto q = quarantine_.check(one); !q) return fail(q.error());
+  if (const uint64_t generation = kernels_->generation(); generation != recent_generation_) {
+    recent_kernels_ = {};
+    recent_generation_ = generation;
+  }
+  for (const RecentKernel& r : recent_kernels_) {
+    if (r.kernel != nullptr && r.id == id) return r.kernel;
+  }
   auto k = kernels_->find(id);
   if (!k) return fail(Errc::not_found, "no kernel registered with id", to_hex(id));
-  return k;
+  recent_kernels_[recent_next_++ % recent_kernels_.size()] = {id, k.get()};
+  return k.get();  // the cache holds it
 }
 
 void NodeImpl::maybe_persist(bool force) {

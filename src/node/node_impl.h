@@ -4,6 +4,7 @@
 // methods are thread-safe, but for the GPU-object accessors below, which require ownership.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -77,7 +78,8 @@ class NodeImpl {
   };
   Result<KernelId> register_kernel(std::span<const uint32_t> spirv, std::span<const SpecConstant> spec,
                                    std::string_view name);
-  Result<std::shared_ptr<Kernel>> kernel(const KernelId& id);
+  // Valid while the kernel stays in kernels() (see Context::kernel).
+  Result<Kernel*> kernel(const KernelId& id);
   Result<void> submit_and_wait();
   // Waits for `ticket`, submitted at `submitted`, within the hang limit: a wait past it
   // marks the device lost (device_lost).
@@ -231,6 +233,16 @@ class NodeImpl {
   std::unique_ptr<Stream> stream_;
   BufferRegistry registry_{0};
   std::map<KernelId, KernelRecord> kernel_records_;
+  // Kernels kernel() found lately, good while the kernel cache's generation stays
+  // recent_generation_: a job's lookup then takes no lock and no reference (on the H200 the
+  // lock and the reference cost 60-100 ns a dispatch). Emptied with the cache (tear_down).
+  struct RecentKernel {
+    KernelId id{};
+    Kernel* kernel = nullptr;
+  };
+  std::array<RecentKernel, 4> recent_kernels_{};
+  uint64_t recent_generation_ = 0;
+  size_t recent_next_ = 0;
   std::map<std::string, ScratchStore> scratch_;
   const std::string no_client_;  // the client of inline execs, which use no scratch store
   Clock::time_point last_persist_ = Clock::now();

@@ -14,7 +14,7 @@ namespace {
 
 // The resolved form of a step, ready to record.
 struct ResolvedDispatch {
-  std::shared_ptr<Kernel> kernel;
+  Kernel* kernel;  // held by the node's kernel cache for the job's length
   std::vector<BufferBinding> bindings;
 };
 

@@ -281,6 +281,39 @@ TEST_F(NodeTest, CallsFollowANodeRestartedUnderItsName) {
   ASSERT_TRUE(stop(other.name).has_value());
 }
 
+// ctx.kernel() answers from what it found lately only while the kernel cache is unchanged:
+// a kernel erased from it is not_found at once, and one built again is the new one.
+TEST_F(NodeTest, KernelLookupFollowsTheKernelCache) {
+  start_node(options());
+  const KernelId copy = builtin_kernel_id(BuiltinKernel::copy_u32);
+  auto r = with_node([&](Context& ctx) -> Result<void> {
+    auto first = ctx.kernel(copy);
+    if (!first) return fail(first.error());
+    auto again = ctx.kernel(copy);
+    if (!again || *again != *first) return fail(Errc::job_failed, "a second lookup found another kernel");
+    if (!ctx.kernels().erase(copy)) return fail(Errc::job_failed, "copy_u32 was not in the cache");
+    auto gone = ctx.kernel(copy);
+    if (gone || gone.error().code != Errc::not_found) return fail(Errc::job_failed, "an erased kernel was still found");
+    auto rebuilt = ctx.kernels().get_or_create(builtin_spirv(BuiltinKernel::copy_u32), {}, "copy_u32");
+    if (!rebuilt) return fail(rebuilt.error());
+    auto found = ctx.kernel(copy);
+    if (!found || *found != rebuilt->get()) return fail(Errc::job_failed, "the lookup did not find the rebuilt kernel");
+    return {};
+  }, call_);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  // A Program using it runs (its lookup goes through the same path).
+  ASSERT_TRUE(create_buffer("src", {256}, call_).has_value());
+  ASSERT_TRUE(create_buffer("dst", {256}, call_).has_value());
+  const std::vector<uint32_t> words(64, 7);
+  Program p;
+  p.upload("src", 0, as_bytes_vec(words));
+  p.dispatch(copy, {{0, "src"}, {1, "dst"}}, push_bytes(CopyPush{64}), {1, 1, 1});
+  p.download("dst", 0, 256);
+  auto out = exec(p, call_);
+  ASSERT_TRUE(out.has_value()) << out.error().to_string();
+  EXPECT_EQ(from_bytes<uint32_t>(out->downloads[0]), words);
+}
+
 // status() shows what a with_node job changed (buffers, kernels, pipelines) once the job
 // returns; a job that changes nothing leaves every figure as it was.
 TEST_F(NodeTest, StatusShowsWhatEachJobChanged) {

@@ -3,6 +3,7 @@
 // Owns shared references to its kernels. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,12 +34,16 @@ class KernelCache {
   // if the caller holds its own reference.
   bool erase(const KernelId& id);
   void clear();
+  // Moves with every kernel added or removed: a holder of raw pointers from find() may keep
+  // them while it has not moved (the cache holds a reference to each).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   Device& device_;
   PipelineCache* pipeline_cache_;
   mutable std::mutex mu_;
   std::map<KernelId, std::shared_ptr<Kernel>> kernels_;  // guarded by mu_
+  std::atomic<uint64_t> generation_{0};                   // written under mu_
 };
 
 }  // namespace vkn

@@ -140,8 +140,10 @@ class Context {
   // Submits the open batch and waits with the node's hang limit; a longer wait is
   // treated as a hung device. Errors: device_lost, vulkan_error.
   [[nodiscard]] virtual Result<void> submit_and_wait() = 0;
-  // The kernel registered under `id` (see Node::register_kernel). Errors: not_found, kernel_quarantined.
-  [[nodiscard]] virtual Result<std::shared_ptr<Kernel>> kernel(const KernelId& id) = 0;
+  // The kernel registered under `id` (see Node::register_kernel), valid during the call
+  // unless the call erases it from kernels() (kernels().find gives a reference to keep).
+  // Errors: not_found, kernel_quarantined.
+  [[nodiscard]] virtual Result<Kernel*> kernel(const KernelId& id) = 0;
 };
 
 struct CallOptions {
