@@ -283,8 +283,27 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       return r;
     }, call);
   };
+  // The node's own Stream and device, dispatched inside a job and timed there: beside
+  // with_node, the cost of a call alone (its hand-off, lookups and bookkeeping), with the
+  // CPU and the device held equal (a second device on the same GPU answers up to 0.5 us
+  // sooner or later than the first, which moves the comparisons above either way).
+  std::vector<double> node_stream_recorded;
+  auto node_stream_in_job_once = [&]() {
+    return with_node([&](Context& ctx) -> Result<void> {
+      auto kernel = ctx.kernel(fill);
+      if (!kernel) return fail(kernel.error());
+      auto buffer = ctx.buffers().get("bench.tiny");
+      if (!buffer) return fail(buffer.error());
+      const BufferBinding b[] = {{0, *buffer}};
+      const auto t0 = BenchClock::now();
+      if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
+      auto r = ctx.submit_and_wait();
+      node_stream_recorded.push_back(elapsed_us(t0));
+      return r;
+    }, call);
+  };
   auto main_rows = interleaved(n, {core_once, exec_once, with_node_once, program_in_with_node_once, exec_copy_once,
-                                   core_on_worker_once});
+                                   core_on_worker_once, node_stream_in_job_once});
   if (!main_rows) return fail(main_rows.error());
   const std::vector<double>& core_us = (*main_rows)[0];
   const std::vector<double>& exec_us = (*main_rows)[1];
@@ -300,6 +319,8 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   const std::vector<double> core_on_worker_us = without_warm_ups(core_on_worker_recorded);
   sink({.section = "node", .metric = "tiny dispatch p50 via with_node vs core Stream on the worker's thread", .unit = "us",
         .value = median(with_node_us), .baseline = median(core_on_worker_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50 via with_node vs the node's Stream in a job", .unit = "us",
+        .value = median(with_node_us), .baseline = median(without_warm_ups(node_stream_recorded))});
   // Exec on the worker thread: a node with exec_inline off, started only now, so that its
   // thread takes no CPU from the rows above (on 2 cores it did), with a baseline of its own.
   node_options.name = "bench.worker";
