@@ -249,16 +249,22 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     if (!r) return fail(r.error());
     return {};
   };
+  // The tiny dispatch as a with_node job writes it: its kernel and buffer looked up by
+  // name, then recorded and waited for (that part timed into `timed` when given).
+  auto tiny_dispatch_in_job = [&](Context& ctx, std::vector<double>* timed) -> Result<void> {
+    auto kernel = ctx.kernel(fill);
+    if (!kernel) return fail(kernel.error());
+    auto buffer = ctx.buffers().get("bench.tiny");
+    if (!buffer) return fail(buffer.error());
+    const BufferBinding b[] = {{0, *buffer}};
+    const auto t0 = timed != nullptr ? BenchClock::now() : BenchClock::time_point{};  // no clock read untimed
+    if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
+    auto r = ctx.submit_and_wait();
+    if (timed != nullptr) timed->push_back(elapsed_us(t0));
+    return r;
+  };
   auto with_node_once = [&]() {
-    return with_node([&](Context& ctx) -> Result<void> {
-      auto kernel = ctx.kernel(fill);
-      if (!kernel) return fail(kernel.error());
-      auto buffer = ctx.buffers().get("bench.tiny");
-      if (!buffer) return fail(buffer.error());
-      const BufferBinding b[] = {{0, *buffer}};
-      if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
-      return ctx.submit_and_wait();
-    }, call);
+    return with_node([&](Context& ctx) { return tiny_dispatch_in_job(ctx, nullptr); }, call);
   };
   // exec's own work on the node's thread (validation, name lookups, recording) without
   // its caller-side wrapping: splits exec's cost from with_node's.
@@ -289,18 +295,7 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   // sooner or later than the first, which moves the comparisons above either way).
   std::vector<double> node_stream_recorded;
   auto node_stream_in_job_once = [&]() {
-    return with_node([&](Context& ctx) -> Result<void> {
-      auto kernel = ctx.kernel(fill);
-      if (!kernel) return fail(kernel.error());
-      auto buffer = ctx.buffers().get("bench.tiny");
-      if (!buffer) return fail(buffer.error());
-      const BufferBinding b[] = {{0, *buffer}};
-      const auto t0 = BenchClock::now();
-      if (auto r = ctx.stream().record_dispatch(**kernel, b, push, {1, 1, 1}); !r) return r;
-      auto r = ctx.submit_and_wait();
-      node_stream_recorded.push_back(elapsed_us(t0));
-      return r;
-    }, call);
+    return with_node([&](Context& ctx) { return tiny_dispatch_in_job(ctx, &node_stream_recorded); }, call);
   };
   auto main_rows = interleaved(n, {core_once, exec_once, with_node_once, program_in_with_node_once, exec_copy_once,
                                    core_on_worker_once, node_stream_in_job_once});
