@@ -642,6 +642,9 @@ void NodeImpl::run_one(Job* job) {
   }
   const bool lost = device_->is_lost();
   note_job_ended(result);
+  // Before the answer, so that its caller's next status() shows what the job changed (a
+  // comparison of four numbers when nothing did).
+  publish_stats(false);
   // Before the answer: a caller that gets it and borrows the node at once sees this.
   owner_.store(Owner::finishing, std::memory_order_relaxed);
   finish_job(job, std::move(result), kRunning);
@@ -652,10 +655,8 @@ void NodeImpl::run_one(Job* job) {
       crash_requested_.store(true);
       std::lock_guard lock(stats_mu_);
       last_error_ = r.error().to_string();
-      return;
     }
   }
-  publish_stats(false);
 }
 
 Result<void> NodeImpl::settle_job(Result<void> result) {
@@ -729,7 +730,8 @@ void NodeImpl::maybe_persist(bool force) {
 }
 
 void NodeImpl::publish_stats(bool device_changed) {
-  const Figures figures{registry_.bytes_in_use(), registry_.size(), kernels_->size(), pipeline_cache_->creations()};
+  const Figures figures{registry_.bytes_in_use(), registry_.size(), kernels_->generation(),
+                        pipeline_cache_->creations()};
   if (!device_changed && !figures_stale_ && figures == published_figures_) return;
   published_figures_ = figures;
   figures_stale_ = false;

@@ -249,7 +249,7 @@ class NodeImpl {
   // What publish_stats() last copied: unchanged (the usual job), it copies nothing and
   // takes no lock. figures_stale_: the pipeline cache persisted since (its size changed).
   struct Figures {
-    uint64_t registry_bytes = 0, buffers = 0, kernels = 0, pipelines = 0;
+    uint64_t registry_bytes = 0, buffers = 0, kernel_generation = 0, pipelines = 0;
     bool operator==(const Figures&) const = default;
   };
   Figures published_figures_;
