@@ -35,8 +35,9 @@ size_t KernelCache::size() const {
 
 bool KernelCache::erase(const KernelId& id) {
   std::lock_guard lock(mu_);
+  if (kernels_.erase(id) == 0) return false;
   generation_.fetch_add(1, std::memory_order_release);
-  return kernels_.erase(id) > 0;
+  return true;
 }
 
 void KernelCache::clear() {

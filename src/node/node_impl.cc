@@ -50,6 +50,17 @@ int64_t steady_ns(NodeImpl::Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+void prefetch_for_claim(const Job* job) {
+  // The state word's line, which run_one's claim swaps (so: for writing), and the next one,
+  // where the job's function ends: both travel at once. (Asking for them earlier, as soon
+  // as the spinning worker sees the job, and having the caller take the doorbell for
+  // writing before reading it, measured no better on the H200: the other side, spinning
+  // on the same lines, takes them straight back.)
+  const char* line = reinterpret_cast<const char*>(&job->state);
+  prefetch_for_write(line);
+  prefetch_for_read(line + 64);
+}
+
 }  // namespace
 
 NodeImpl::NodeImpl(const NodeOptions& options)
@@ -600,17 +611,6 @@ void NodeImpl::count_error(const Error& error) {
   bump(errors_);
   std::lock_guard lock(stats_mu_);
   last_error_ = error.to_string();
-}
-
-void NodeImpl::prefetch_for_claim(const Job* job) {
-  // The state word's line, which the claim below swaps (so: for writing), and the next one,
-  // where the job's function ends: both travel at once. (Asking for them earlier, as soon
-  // as the spinning worker sees the job, and having the caller take the doorbell for
-  // writing before reading it, measured no better on the H200: the other side, spinning
-  // on the same lines, takes them straight back.)
-  const char* line = reinterpret_cast<const char*>(&job->state);
-  prefetch_for_write(line);
-  prefetch_for_read(line + 64);
 }
 
 void NodeImpl::run_one(Job* job) {

@@ -144,7 +144,6 @@ class NodeImpl {
   Job* closed_mark() const { return reinterpret_cast<Job*>(const_cast<Doorbell*>(&doorbell_)); }
   bool is_job(const Job* boxed) const;
   void run_one(Job* job);
-  static void prefetch_for_claim(const Job* job);
   // Settles a job that was `from` (running, or queued when failed unstarted) with
   // `result`: the waiter is woken, or on_done is answered, or, where the caller or the
   // deadline gave the job up, it is freed.

@@ -61,15 +61,13 @@ Result<NodeImpl*> node_for_call(std::string_view name) {
   thread_local RememberedNode memo;
   const uint64_t generation = registry_generation().load(std::memory_order_acquire);
   if (memo.node == nullptr || memo.generation != generation || memo.name != name) {
-    std::lock_guard lock(registry_mutex());
-    auto it = nodes().find(name);
-    if (it == nodes().end()) {
+    // The generation read before the lookup: a change in between leaves the memo stale.
+    auto node = find_live_node(name);
+    if (!node) {
       memo = {};  // a stopped node is not kept for nothing
-      return fail(Errc::node_dead, "no node is running under that name", name);
+      return fail(node.error());
     }
-    memo.generation = registry_generation().load(std::memory_order_relaxed);
-    memo.name = name;
-    memo.node = it->second;
+    memo = {generation, std::string(name), std::move(*node)};
   }
   return memo.node.get();
 }
