@@ -56,9 +56,10 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
       return fail(Errc::invalid_argument, "the directory for --json does not exist", dir.string());
     }
   }
-  auto device = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
-  if (!device) return fail(device.error());
-  const DeviceInfo& info = (*device)->info();
+  auto created = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
+  if (!created) return fail(created.error());
+  std::unique_ptr<Device> device = std::move(*created);
+  const DeviceInfo& info = device->info();
   detail::BenchMeta meta{.device = info.name,
                          .device_type = to_string(info.type),
                          .driver = vkn::format("{} {}", info.driver_name, info.driver_info),
@@ -75,18 +76,22 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
     std::fprintf(stderr, "vknode bench: running %.*s...\n", static_cast<int>(section.size()), section.data());
     Result<void> r;
     if (section == "init") {
-      r = detail::bench_init(options, **device, sink);
+      r = detail::bench_init(options, *device, sink);
     } else if (section == "pipeline") {
       auto exe = self_executable(argv0);
       r = exe ? detail::bench_pipeline(options, *exe, sink) : Result<void>(fail(exe.error()));
     } else if (section == "dispatch") {
-      r = detail::bench_dispatch(options, **device, sink);
+      r = detail::bench_dispatch(options, *device, sink);
     } else if (section == "transfer") {
-      r = detail::bench_transfer(options, **device, sink);
+      r = detail::bench_transfer(options, *device, sink);
     } else if (section == "sampler") {
       r = detail::bench_sampler(options, sink);
     } else {
-      r = detail::bench_node(options, sink);
+      // The node's device is to be the first of this process, as the baseline's is in its
+      // own (core_dispatch_child.h); no later section uses this one.
+      device.reset();
+      auto exe = self_executable(argv0);
+      r = exe ? detail::bench_node(options, *exe, sink) : Result<void>(fail(exe.error()));
     }
     if (!r) {
       Error e = r.error();
@@ -128,13 +133,14 @@ int run_bench_child(int argc, char** argv) {
     } else if (argc > 1 && std::string_view(argv[1]) == "bench-child") {
       first = 2;  // called with main's argv, program name first
     }
-    if (first == 0 || argc <= first || std::string_view(argv[first]) != "pipeline") {
-      std::fputs("usage: vknode bench-child pipeline <cache_dir> <cold|warm> [device_selector]\n"
-                 "(internal: started by 'vknode bench')\n",
-                 stderr);
-      return 2;
-    }
-    return detail::pipeline_child(argc - first - 1, argv + first + 1);
+    const std::string_view kind = first > 0 && argc > first ? argv[first] : "";
+    if (kind == "pipeline") return detail::pipeline_child(argc - first - 1, argv + first + 1);
+    if (kind == "dispatch") return detail::core_dispatch_child_main(argc - first - 1, argv + first + 1);
+    std::fputs("usage: vknode bench-child pipeline <cache_dir> <cold|warm> [device_selector]\n"
+               "       vknode bench-child dispatch [device_selector]\n"
+               "(internal: started by 'vknode bench')\n",
+               stderr);
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vknode bench-child: unexpected exception: %s\n", e.what());
     return 1;

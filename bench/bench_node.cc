@@ -2,11 +2,14 @@
 //   - with_node no-op round trip vs a bare mutex + condition-variable hand-off to a
 //     worker thread (the least any queue-to-one-thread design can cost);
 //   - a tiny dispatch (fill_u32 of 64 words) through exec and through with_node vs the
-//     same dispatch through the core layer's Stream on its own device (exec of a Program
-//     the caller keeps and shares with the node, as a caller running it again would; and
-//     exec of a copy, `exec(const Program&)`, on a row of its own). An exec on an idle
-//     node runs on its caller's thread (NodeOptions::exec_inline); a second node with
-//     that off gives the row of exec on the worker thread;
+//     same dispatch through the core layer's Stream on a device of its own, in a process
+//     of its own (core_dispatch_child.h; exec of a Program the caller keeps and shares
+//     with the node, as a caller running it again would; and exec of a copy,
+//     `exec(const Program&)`, on a row of its own). An exec on an idle node runs on its
+//     caller's thread (NodeOptions::exec_inline); a second node with that off gives the
+//     row of exec on the worker thread. Rows beside them split what separates with_node
+//     from the baseline: the node's own Stream dispatched inside a job (the call's own
+//     cost), and the core Stream on a second device of the bench's process;
 //   - exec throughput with 1, 4 and 16 concurrent callers.
 #include <algorithm>
 #include <atomic>
@@ -20,6 +23,8 @@
 
 #include "bench_report.h"
 #include "bench_sections.h"
+#include "core_dispatch.h"
+#include "core_dispatch_child.h"
 #include "node/program_runner.h"
 #include "node/worker_placement.h"
 #include "util/strformat.h"
@@ -34,7 +39,6 @@ namespace vkn::detail {
 namespace {
 
 constexpr std::chrono::seconds kTimeout{60};
-constexpr uint32_t kWords = 64;
 
 // The baseline hand-off: one worker thread, a queue, a mutex and condition variables.
 class Handoff {
@@ -97,16 +101,26 @@ Result<std::vector<double>> sample(int n, F&& op) {
   return us;
 }
 
-// Runs each of `ops` n times in many short interleaved rounds, so that clock ramps, core
-// placement and other drift hit every op alike (on a small VM the machine switches between
-// a fast and a slow phase, a 2x difference, every second or so). Samples per op, in us.
-constexpr int kRoundSamples = 10;  // timed samples of an op per round, after 1 untimed warm-up
-Result<std::vector<std::vector<double>>> interleaved(int n, const std::vector<std::function<Result<void>()>>& ops) {
-  std::vector<std::vector<double>> samples(ops.size());
+// One op's turn in a round of interleaved(): kRoundSamples timed samples, in us, after an
+// untimed warm-up (the first call after another device's or process's dispatch pays a GPU
+// context switch, about 150 us on the H200).
+constexpr int kRoundSamples = 10;
+using Turn = std::function<Result<std::vector<double>>()>;
+
+// A turn of `op` timed here, one call a sample.
+Turn timed_here(std::function<Result<void>()> op) {
+  return [op = std::move(op)] { return sample(kRoundSamples, op); };
+}
+
+// Runs each of `turns` in many short interleaved rounds, n samples each, so that clock
+// ramps, core placement and other drift hit every op alike (on a small VM the machine
+// switches between a fast and a slow phase, a 2x difference, every second or so).
+Result<std::vector<std::vector<double>>> interleaved(int n, const std::vector<Turn>& turns) {
+  std::vector<std::vector<double>> samples(turns.size());
   const int rounds = std::max(1, n / kRoundSamples);
   for (int round = 0; round < rounds; ++round) {
-    for (size_t i = 0; i < ops.size(); ++i) {
-      auto r = sample(kRoundSamples, ops[i]);
+    for (size_t i = 0; i < turns.size(); ++i) {
+      auto r = turns[i]();
       if (!r) return fail(r.error());
       samples[i].insert(samples[i].end(), r->begin(), r->end());
     }
@@ -124,55 +138,11 @@ std::vector<double> without_warm_ups(const std::vector<double>& recorded) {
   return timed;
 }
 
-std::vector<std::byte> fill_push() {
-  const FillPush push{kWords, 7};
-  auto b = std::as_bytes(std::span(&push, 1));
-  return {b.begin(), b.end()};
-}
-
 Program tiny_program() {
   Program p;
-  p.dispatch(builtin_kernel_id(BuiltinKernel::fill_u32), {{0, "bench.tiny"}}, fill_push(), {1, 1, 1});
+  p.dispatch(builtin_kernel_id(BuiltinKernel::fill_u32), {{0, "bench.tiny"}}, tiny_fill_push(), {1, 1, 1});
   return p;
 }
-
-// The same tiny dispatch through the core layer alone, on a device of its own, from the
-// calling thread: the baseline the node's paths are compared with.
-class CoreDispatch {
- public:
-  static Result<std::unique_ptr<CoreDispatch>> create(const BenchOptions& options) {
-    auto c = std::unique_ptr<CoreDispatch>(new CoreDispatch);
-    auto device = Device::create(DeviceOptions{.selector = options.device_selector, .validation_from_env = false});
-    if (!device) return fail(device.error());
-    c->device_ = std::move(*device);
-    auto stream = Stream::create(*c->device_);
-    if (!stream) return fail(stream.error());
-    c->stream_ = std::move(*stream);
-    auto buffer = Buffer::create(*c->device_, kWords * 4);
-    if (!buffer) return fail(buffer.error());
-    c->buffer_.emplace(std::move(*buffer));
-    c->kernels_ = std::make_unique<KernelCache>(*c->device_, nullptr);
-    auto kernel = c->kernels_->get_or_create(builtin_spirv(BuiltinKernel::fill_u32));
-    if (!kernel) return fail(kernel.error());
-    c->kernel_ = *kernel;
-    return c;
-  }
-  const Device& device() const { return *device_; }
-  Result<void> once() {
-    const BufferBinding b[] = {{0, &*buffer_}};
-    if (auto r = stream_->record_dispatch(*kernel_, b, push_, {1, 1, 1}); !r) return r;
-    return stream_->submit_and_wait(kTimeout);
-  }
-
- private:
-  CoreDispatch() = default;
-  std::unique_ptr<Device> device_;
-  std::unique_ptr<Stream> stream_;
-  std::optional<Buffer> buffer_;
-  std::unique_ptr<KernelCache> kernels_;
-  std::shared_ptr<Kernel> kernel_;
-  std::vector<std::byte> push_ = fill_push();
-};
 
 // Programs per second from `callers` threads each running `per_caller` tiny execs.
 Result<double> throughput(const CallOptions& call, int callers, int per_caller) {
@@ -194,7 +164,7 @@ Result<double> throughput(const CallOptions& call, int callers, int per_caller) 
 
 }  // namespace
 
-Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
+Result<void> bench_node(const BenchOptions& options, const std::string& exe, const RowSink& sink) {
   const int n = options.quick ? 300 : 3000;
   NodeOptions node_options;
   node_options.name = "bench";
@@ -210,7 +180,7 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   CallOptions call;
   call.node = "bench";
   call.timeout = kTimeout;
-  if (auto r = create_buffer("bench.tiny", {kWords * 4}, call); !r) return r;
+  if (auto r = create_buffer("bench.tiny", {kTinyWords * 4}, call); !r) return r;
 
   Handoff handoff;
   auto bare = sample(n, [&]() -> Result<void> {
@@ -224,11 +194,17 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   sink({.section = "node", .metric = "with_node no-op p99 vs mutex+cv hand-off", .unit = "us",
         .value = percentile(*noop, 99), .baseline = percentile(*bare, 99)});
 
-  auto core = CoreDispatch::create(options);
+  // The baseline: the core layer in a process of its own, where its device is the first and
+  // only one, as the node's is here (core_dispatch_child.h).
+  auto child = CoreDispatchChild::start(exe, options.device_selector);
+  if (!child) return fail(child.error());
+  // And the core layer here, on this process's second device: beside the child, what that
+  // position costs; beside with_node on the worker's thread, the CPU held equal.
+  auto core = CoreDispatch::create(options.device_selector);
   if (!core) return fail(core.error());
-  // The calling thread, which runs the core Stream's dispatches, keeps off the CPUs taking
-  // the GPU's interrupts as the node's worker does (worker_placement.h): both sides are
-  // then measured where the scheduler's placement cannot triple one of them.
+  // The calling thread keeps off the CPUs taking the GPU's interrupts, as the node's worker
+  // and the child do (worker_placement.h): every side is then measured where the
+  // scheduler's placement cannot triple it.
   const std::vector<int> caller_cpus = thread_cpus();
   struct RestoreCpus {
     const std::vector<int>& cpus;
@@ -238,7 +214,8 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
   const Program tiny = tiny_program();
   const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
-  const auto push = fill_push();
+  const auto push = tiny_fill_push();
+  auto core_child_turn = [&] { return (*child)->block(kRoundSamples); };
   auto exec_once = [&]() -> Result<void> {
     auto r = exec(shared_tiny, call);
     if (!r) return fail(r.error());
@@ -275,69 +252,43 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
       return {};
     }, call);
   };
-  auto core_once = [&]() -> Result<void> { return (*core)->once(); };
-  // The core Stream's dispatch run on the node's worker thread and timed there: beside
-  // with_node, what the node adds when both run on one CPU. (A VM's vCPUs differ in speed
-  // from moment to moment, by up to 1.5x in recording and submitting; the caller's and
-  // the worker's CPUs then move the first comparison either way.)
-  std::vector<double> core_on_worker_recorded;
-  auto core_on_worker_once = [&]() {
-    return with_node([&](Context&) -> Result<void> {
-      const auto t0 = BenchClock::now();
-      auto r = (*core)->once();
-      core_on_worker_recorded.push_back(elapsed_us(t0));
-      return r;
-    }, call);
-  };
+  auto core_here_once = [&]() -> Result<void> { return (*core)->once(); };
   // The node's own Stream and device, dispatched inside a job and timed there: beside
   // with_node, the cost of a call alone (its hand-off, lookups and bookkeeping), with the
-  // CPU and the device held equal (a second device on the same GPU answers up to 0.5 us
-  // sooner or later than the first, which moves the comparisons above either way).
+  // CPU and the device held equal; beside the child, the worker's CPU and the node's device
+  // against the baseline's.
   std::vector<double> node_stream_recorded;
   auto node_stream_in_job_once = [&]() {
     return with_node([&](Context& ctx) { return tiny_dispatch_in_job(ctx, &node_stream_recorded); }, call);
   };
-  auto main_rows = interleaved(n, {core_once, exec_once, with_node_once, program_in_with_node_once, exec_copy_once,
-                                   core_on_worker_once, node_stream_in_job_once});
+  auto main_rows = interleaved(n, {core_child_turn, timed_here(exec_once), timed_here(with_node_once),
+                                   timed_here(program_in_with_node_once), timed_here(exec_copy_once),
+                                   timed_here(core_here_once), timed_here(node_stream_in_job_once)});
   if (!main_rows) return fail(main_rows.error());
   const std::vector<double>& core_us = (*main_rows)[0];
   const std::vector<double>& exec_us = (*main_rows)[1];
   const std::vector<double>& with_node_us = (*main_rows)[2];
   const std::vector<double>& program_us = (*main_rows)[3];
   const std::vector<double>& exec_copy_us = (*main_rows)[4];
+  const std::vector<double>& core_here_us = (*main_rows)[5];
+  const std::vector<double> node_stream_us = without_warm_ups(node_stream_recorded);
   for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us}}) {
     sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
           .value = median(*samples), .baseline = median(core_us)});
     sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
           .value = percentile(*samples, 99), .baseline = percentile(core_us, 99)});
   }
-  const std::vector<double> core_on_worker_us = without_warm_ups(core_on_worker_recorded);
-  sink({.section = "node", .metric = "tiny dispatch p50 via with_node vs core Stream on the worker's thread", .unit = "us",
-        .value = median(with_node_us), .baseline = median(core_on_worker_us)});
   sink({.section = "node", .metric = "tiny dispatch p50 via with_node vs the node's Stream in a job", .unit = "us",
-        .value = median(with_node_us), .baseline = median(without_warm_ups(node_stream_recorded))});
-  // Exec on the worker thread: a node with exec_inline off, started only now, so that its
-  // thread takes no CPU from the rows above (on 2 cores it did), with a baseline of its own.
-  node_options.name = "bench.worker";
-  node_options.exec_inline = false;
-  if (auto r = start(node_options); !r) return r;
-  CallOptions worker_call = call;
-  worker_call.node = "bench.worker";
-  if (auto r = create_buffer("bench.tiny", {kWords * 4}, worker_call); !r) return r;
-  auto exec_on_worker_once = [&]() -> Result<void> {
-    auto r = exec(shared_tiny, worker_call);
-    if (!r) return fail(r.error());
-    return {};
-  };
-  auto worker_rows = interleaved(n, {core_once, exec_on_worker_once});
-  (void)stop("bench.worker");
-  if (!worker_rows) return fail(worker_rows.error());
-  sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream", .unit = "us",
-        .value = median((*worker_rows)[1]), .baseline = median((*worker_rows)[0])});
+        .value = median(with_node_us), .baseline = median(node_stream_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50: the node's Stream in a job vs core Stream", .unit = "us",
+        .value = median(node_stream_us), .baseline = median(core_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50: core Stream on this process's second device vs core Stream",
+        .unit = "us", .value = median(core_here_us), .baseline = median(core_us)});
   sink({.section = "node", .metric = "tiny dispatch p50: exec's Program run in with_node vs with_node", .unit = "us",
         .value = median(program_us), .baseline = median(with_node_us)});
   sink({.section = "node", .metric = "tiny dispatch p50: exec of a copied Program vs of a shared one", .unit = "us",
         .value = median(exec_copy_us), .baseline = median(exec_us)});
+  if (auto r = (*core)->verify(); !r) return r;
 
   const int per = options.quick ? 50 : 500;
   auto one = throughput(call, 1, per);
@@ -348,7 +299,29 @@ Result<void> bench_node(const BenchOptions& options, const RowSink& sink) {
     sink({.section = "node", .metric = vkn::format("exec throughput, {} callers vs 1 caller", callers),
           .unit = "ops/s", .value = *t, .baseline = *one});
   }
-  return {};
+
+  // Exec on the worker thread: a node with exec_inline off, started only now, once the
+  // devices above are gone (its own is then this process's only one), so that its thread
+  // takes no CPU from the rows above (on 2 cores it did).
+  core->reset();
+  (void)stop("bench");
+  node_options.name = "bench.worker";
+  node_options.exec_inline = false;
+  if (auto r = start(node_options); !r) return r;
+  CallOptions worker_call = call;
+  worker_call.node = "bench.worker";
+  if (auto r = create_buffer("bench.tiny", {kTinyWords * 4}, worker_call); !r) return r;
+  auto exec_on_worker_once = [&]() -> Result<void> {
+    auto r = exec(shared_tiny, worker_call);
+    if (!r) return fail(r.error());
+    return {};
+  };
+  auto worker_rows = interleaved(n, {core_child_turn, timed_here(exec_on_worker_once)});
+  (void)stop("bench.worker");
+  if (!worker_rows) return fail(worker_rows.error());
+  sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream", .unit = "us",
+        .value = median((*worker_rows)[1]), .baseline = median((*worker_rows)[0])});
+  return (*child)->finish();
 }
 
 }  // namespace vkn::detail

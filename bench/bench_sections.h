@@ -28,13 +28,17 @@ using RowSink = std::function<void(BenchRow)>;
 // Upload/download bandwidth through Stream vs raw vkCmdCopyBuffer.
 [[nodiscard]] Result<void> bench_transfer(const BenchOptions& options, Device& device, const RowSink& sink);
 
-// The node's overhead: with_node/exec round trips and tiny dispatches vs the core layer,
-// and exec throughput with 1, 4 and 16 callers. Starts (and stops) a node named "bench".
-[[nodiscard]] Result<void> bench_node(const BenchOptions& options, const RowSink& sink);
+// The node's overhead: with_node/exec round trips and tiny dispatches vs the core layer
+// (in a child process running `exe`, and beside the node), and exec throughput with 1, 4
+// and 16 callers. Starts (and stops) a node named "bench". Requires: no other device of
+// this process is alive.
+[[nodiscard]] Result<void> bench_node(const BenchOptions& options, const std::string& exe, const RowSink& sink);
 // HMC sampling: leapfrog steps/s and ESS/s of the GPU backend beside the CPU fallback (bench_sampler.cc).
 [[nodiscard]] Result<void> bench_sampler(const BenchOptions& options, const RowSink& sink);
 
 // The child process of bench_pipeline; `args` are the words after "pipeline".
 int pipeline_child(int argc, char** argv);
+// The child process of bench_node's baseline (core_dispatch_child.h).
+int core_dispatch_child_main(int argc, char** argv);
 
 }  // namespace vkn::detail

@@ -1,0 +1,52 @@
+// The node section's baseline in a process of its own: this binary re-executed as
+// `bench-child dispatch [device_selector]` runs the core layer's tiny dispatch
+// (core_dispatch.h) in blocks the bench asks for, timing each dispatch itself.
+//
+// Why a process: on the H200 a tiny dispatch on one VkDevice answers 0.2-0.5 us later or
+// sooner than on another device of the same process, by the order the devices were made
+// (2026-11-29: the process's second device was the slower of the two in every run, whether
+// it was the node's or the core Stream's). The child's device is the first and only one of
+// its process, as the node's is in the bench's (docs/benchmarks.md).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/unique_fd.h"
+#include "vknode/error.h"
+
+namespace vkn::detail {
+
+class CoreDispatchChild {
+ public:
+  // Starts `exe` as the child and waits until its device and kernel are ready.
+  static Result<std::unique_ptr<CoreDispatchChild>> start(const std::string& exe, const std::string& device_selector);
+  ~CoreDispatchChild();  // kills a child still running
+  CoreDispatchChild(const CoreDispatchChild&) = delete;
+  CoreDispatchChild& operator=(const CoreDispatchChild&) = delete;
+
+  // `count` dispatches after one untimed warm-up, each timed in the child, in us.
+  Result<std::vector<double>> block(int count);
+  // Ends the child, which first checks that its dispatches wrote their buffer.
+  Result<void> finish();
+
+ private:
+  CoreDispatchChild(pid_t pid, protocol::UniqueFd socket) : pid_(pid), socket_(std::move(socket)) {}
+  Result<void> send_line(const std::string& line);
+  Result<std::string> read_line();
+  // Why the child stopped answering: its exit status, once it has exited.
+  Error gone(std::string_view what);
+
+  pid_t pid_ = -1;
+  protocol::UniqueFd socket_;
+  std::string received_;  // bytes read past the last line
+};
+
+// The child's side; `argv` are the words after "dispatch". Returns the exit status.
+int core_dispatch_child_main(int argc, char** argv);
+
+}  // namespace vkn::detail

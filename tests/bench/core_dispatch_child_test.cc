@@ -1,0 +1,72 @@
+// The node bench's baseline in a child process (bench/core_dispatch_child.h): the CLI
+// re-executed as `bench-child dispatch` answers blocks of timed dispatches and checks its
+// buffer at the end; every way the child can fail comes back as an error.
+#include "core_dispatch_child.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "core_dispatch.h"
+
+namespace vkn::detail {
+namespace {
+
+std::string device_selector() {
+  const char* d = std::getenv("VKNODE_DEVICE");
+  return d != nullptr ? d : "";
+}
+
+TEST(CoreDispatchChildTest, AnswersBlocksAndChecksItsBuffer) {
+  auto child = CoreDispatchChild::start(VKNODE_CLI, device_selector());
+  ASSERT_TRUE(child) << child.error().to_string();
+  for (int count : {1, 5}) {
+    auto us = (*child)->block(count);
+    ASSERT_TRUE(us) << us.error().to_string();
+    ASSERT_EQ(us->size(), static_cast<size_t>(count));
+    for (double t : *us) EXPECT_GT(t, 0.0);
+  }
+  auto done = (*child)->finish();
+  EXPECT_TRUE(done) << done.error().to_string();
+}
+
+TEST(CoreDispatchChildTest, RefusesBlocksOfNoDispatches) {
+  auto child = CoreDispatchChild::start(VKNODE_CLI, device_selector());
+  ASSERT_TRUE(child) << child.error().to_string();
+  auto none = (*child)->block(0);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::invalid_argument);
+  auto one = (*child)->block(1);  // still answering
+  ASSERT_TRUE(one) << one.error().to_string();
+  EXPECT_EQ(one->size(), 1u);
+  EXPECT_TRUE((*child)->finish());
+}
+
+TEST(CoreDispatchChildTest, AChildThatExitsAtOnceIsAnError) {
+  auto child = CoreDispatchChild::start("/bin/false", "");
+  ASSERT_FALSE(child);
+  EXPECT_NE(child.error().message.find("exited with status 1"), std::string::npos) << child.error().to_string();
+}
+
+TEST(CoreDispatchChildTest, AMissingExecutableIsAnError) {
+  auto child = CoreDispatchChild::start("/nonexistent/vknode", "");
+  ASSERT_FALSE(child);
+  EXPECT_NE(child.error().to_string().find("/nonexistent/vknode"), std::string::npos) << child.error().to_string();
+}
+
+TEST(CoreDispatchChildTest, AnUnknownDeviceIsTheChildsError) {
+  auto child = CoreDispatchChild::start(VKNODE_CLI, "no such device anywhere");
+  ASSERT_FALSE(child);
+  EXPECT_NE(child.error().to_string().find("could not start"), std::string::npos) << child.error().to_string();
+}
+
+TEST(CoreDispatchTest, TheDispatchFillsItsBuffer) {
+  auto core = CoreDispatch::create(device_selector());
+  ASSERT_TRUE(core) << core.error().to_string();
+  ASSERT_TRUE((*core)->once());
+  auto ok = (*core)->verify();
+  EXPECT_TRUE(ok) << ok.error().to_string();
+}
+
+}  // namespace
+}  // namespace vkn::detail
