@@ -11,6 +11,8 @@
 //     from the baseline: the node's own Stream dispatched inside a job (the call's own
 //     cost), and the core Stream on a second device of the bench's process;
 //   - exec throughput with 1, 4 and 16 concurrent callers.
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -215,7 +217,17 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
   const auto push = tiny_fill_push();
-  auto core_child_turn = [&] { return (*child)->block(kRoundSamples); };
+  // The baseline's turns: on the CPU the caller runs on (beside exec, which runs there), on
+  // the one the node's worker runs on (beside with_node), and where the scheduler puts it.
+  // The worker's CPU is asked just before the turn; it then waits for work, asleep after a
+  // short spin that the turn's warm-up absorbs.
+  auto core_child_on_caller_cpu = [&] { return (*child)->block(kRoundSamples, sched_getcpu()); };
+  auto core_child_on_worker_cpu = [&]() -> Result<std::vector<double>> {
+    auto cpu = with_node([](Context&) { return sched_getcpu(); }, call);
+    if (!cpu) return fail(cpu.error());
+    return (*child)->block(kRoundSamples, *cpu);
+  };
+  auto core_child_placed = [&] { return (*child)->block(kRoundSamples); };
   auto exec_once = [&]() -> Result<void> {
     auto r = exec(shared_tiny, call);
     if (!r) return fail(r.error());
@@ -261,29 +273,43 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   auto node_stream_in_job_once = [&]() {
     return with_node([&](Context& ctx) { return tiny_dispatch_in_job(ctx, &node_stream_recorded); }, call);
   };
-  auto main_rows = interleaved(n, {core_child_turn, timed_here(exec_once), timed_here(with_node_once),
+  auto main_rows = interleaved(n, {core_child_on_caller_cpu, timed_here(exec_once), timed_here(with_node_once),
                                    timed_here(program_in_with_node_once), timed_here(exec_copy_once),
-                                   timed_here(core_here_once), timed_here(node_stream_in_job_once)});
+                                   timed_here(core_here_once), timed_here(node_stream_in_job_once),
+                                   core_child_on_worker_cpu, core_child_placed});
   if (!main_rows) return fail(main_rows.error());
-  const std::vector<double>& core_us = (*main_rows)[0];
+  const std::vector<double>& core_on_caller_us = (*main_rows)[0];
   const std::vector<double>& exec_us = (*main_rows)[1];
   const std::vector<double>& with_node_us = (*main_rows)[2];
   const std::vector<double>& program_us = (*main_rows)[3];
   const std::vector<double>& exec_copy_us = (*main_rows)[4];
   const std::vector<double>& core_here_us = (*main_rows)[5];
   const std::vector<double> node_stream_us = without_warm_ups(node_stream_recorded);
+  const std::vector<double>& core_on_worker_us = (*main_rows)[7];
+  const std::vector<double>& core_placed_us = (*main_rows)[8];
+  struct Compared {
+    const char* path;
+    const std::vector<double>* samples;
+    const char* cpu;
+    const std::vector<double>* baseline;
+  };
+  for (const Compared& c : {Compared{"exec", &exec_us, "caller's", &core_on_caller_us},
+                            Compared{"with_node", &with_node_us, "worker's", &core_on_worker_us}}) {
+    sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream on the {} CPU", c.path, c.cpu),
+          .unit = "us", .value = median(*c.samples), .baseline = median(*c.baseline)});
+    sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream on the {} CPU", c.path, c.cpu),
+          .unit = "us", .value = percentile(*c.samples, 99), .baseline = percentile(*c.baseline, 99)});
+  }
   for (const auto& [label, samples] : {std::pair{"exec", &exec_us}, std::pair{"with_node", &with_node_us}}) {
-    sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream", label), .unit = "us",
-          .value = median(*samples), .baseline = median(core_us)});
-    sink({.section = "node", .metric = vkn::format("tiny dispatch p99 via {} vs core Stream", label), .unit = "us",
-          .value = percentile(*samples, 99), .baseline = percentile(core_us, 99)});
+    sink({.section = "node", .metric = vkn::format("tiny dispatch p50 via {} vs core Stream where the scheduler puts it", label),
+          .unit = "us", .value = median(*samples), .baseline = median(core_placed_us)});
   }
   sink({.section = "node", .metric = "tiny dispatch p50 via with_node vs the node's Stream in a job", .unit = "us",
         .value = median(with_node_us), .baseline = median(node_stream_us)});
-  sink({.section = "node", .metric = "tiny dispatch p50: the node's Stream in a job vs core Stream", .unit = "us",
-        .value = median(node_stream_us), .baseline = median(core_us)});
-  sink({.section = "node", .metric = "tiny dispatch p50: core Stream on this process's second device vs core Stream",
-        .unit = "us", .value = median(core_here_us), .baseline = median(core_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50: the node's Stream in a job vs core Stream on the worker's CPU",
+        .unit = "us", .value = median(node_stream_us), .baseline = median(core_on_worker_us)});
+  sink({.section = "node", .metric = "tiny dispatch p50: core Stream on this process's second device vs on its own",
+        .unit = "us", .value = median(core_here_us), .baseline = median(core_on_caller_us)});
   sink({.section = "node", .metric = "tiny dispatch p50: exec's Program run in with_node vs with_node", .unit = "us",
         .value = median(program_us), .baseline = median(with_node_us)});
   sink({.section = "node", .metric = "tiny dispatch p50: exec of a copied Program vs of a shared one", .unit = "us",
@@ -316,11 +342,16 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
     if (!r) return fail(r.error());
     return {};
   };
-  auto worker_rows = interleaved(n, {core_child_turn, timed_here(exec_on_worker_once)});
+  auto core_child_on_that_worker_cpu = [&]() -> Result<std::vector<double>> {
+    auto cpu = with_node([](Context&) { return sched_getcpu(); }, worker_call);
+    if (!cpu) return fail(cpu.error());
+    return (*child)->block(kRoundSamples, *cpu);
+  };
+  auto worker_rows = interleaved(n, {core_child_on_that_worker_cpu, timed_here(exec_on_worker_once)});
   (void)stop("bench.worker");
   if (!worker_rows) return fail(worker_rows.error());
-  sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream", .unit = "us",
-        .value = median((*worker_rows)[1]), .baseline = median((*worker_rows)[0])});
+  sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream on the worker's CPU",
+        .unit = "us", .value = median((*worker_rows)[1]), .baseline = median((*worker_rows)[0])});
   return (*child)->finish();
 }
 

@@ -1,6 +1,7 @@
 #include "core_dispatch_child.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -118,11 +119,12 @@ Error CoreDispatchChild::gone(std::string_view what) {
   return Error::make(Errc::job_failed, vkn::format("the dispatch child {} {}", how, what));
 }
 
-Result<std::vector<double>> CoreDispatchChild::block(int count) {
+Result<std::vector<double>> CoreDispatchChild::block(int count, int cpu) {
   if (count <= 0 || count > kMaxBlock) {
     return fail(Errc::invalid_argument, vkn::format("a block of {} dispatches (1 to {})", count, kMaxBlock));
   }
-  if (auto r = send_line(vkn::format("block {}", count)); !r) return fail(r.error());
+  if (cpu < -1 || cpu >= CPU_SETSIZE) return fail(Errc::invalid_argument, vkn::format("no CPU {}", cpu));
+  if (auto r = send_line(vkn::format("block {} {}", count, cpu)); !r) return fail(r.error());
   auto line = read_line();
   if (!line) return fail(line.error());
   std::istringstream in(*line);
@@ -167,8 +169,10 @@ int core_dispatch_child_main(int argc, char** argv) {
     answer("error " + core.error().to_string());
     return 1;
   }
-  // Placed as the node's worker and the bench's caller are (worker_placement.h).
+  // Placed as the node's worker and the bench's caller are (worker_placement.h), unless a
+  // block names its CPU.
   (void)keep_thread_off_device_interrupts((*core)->device().info().pci_address, thread_cpus());
+  const std::vector<int> placed = thread_cpus();
   answer("ready");
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -177,9 +181,14 @@ int core_dispatch_child_main(int argc, char** argv) {
       answer(ok ? "ok" : "error " + ok.error().to_string());
       return ok ? 0 : 1;
     }
-    int count = 0;
-    if (std::sscanf(line.c_str(), "block %d", &count) != 1 || count <= 0 || count > kMaxBlock) {
+    int count = 0, cpu = -1;
+    if (std::sscanf(line.c_str(), "block %d %d", &count, &cpu) != 2 || count <= 0 || count > kMaxBlock) {
       answer("error unknown request: " + line);
+      return 1;
+    }
+    set_thread_cpus(cpu >= 0 ? std::vector<int>{cpu} : placed);
+    if (cpu >= 0 && thread_cpus() != std::vector<int>{cpu}) {
+      answer(vkn::format("error cannot run on CPU {}", cpu));
       return 1;
     }
     std::string out = "samples";

@@ -7,6 +7,10 @@
 // (2026-11-29: the process's second device was the slower of the two in every run, whether
 // it was the node's or the core Stream's). The child's device is the first and only one of
 // its process, as the node's is in the bench's (docs/benchmarks.md).
+//
+// A block may run on a CPU the bench names: a VM's vCPUs differ in speed from moment to
+// moment (recording and submitting by up to 1.5x on the H200), so the bench runs the
+// baseline on the CPU where the node's side of the comparison runs, at that moment.
 #pragma once
 
 #include <sys/types.h>
@@ -29,8 +33,9 @@ class CoreDispatchChild {
   CoreDispatchChild(const CoreDispatchChild&) = delete;
   CoreDispatchChild& operator=(const CoreDispatchChild&) = delete;
 
-  // `count` dispatches after one untimed warm-up, each timed in the child, in us.
-  Result<std::vector<double>> block(int count);
+  // `count` dispatches after one untimed warm-up, each timed in the child, in us; on CPU
+  // `cpu` alone, or (-1) where the scheduler puts the child among its CPUs.
+  Result<std::vector<double>> block(int count, int cpu = -1);
   // Ends the child, which first checks that its dispatches wrote their buffer.
   Result<void> finish();
 

@@ -4,6 +4,7 @@
 #include "core_dispatch_child.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <cstdlib>
 
@@ -40,6 +41,32 @@ TEST(CoreDispatchChildTest, RefusesBlocksOfNoDispatches) {
   ASSERT_TRUE(one) << one.error().to_string();
   EXPECT_EQ(one->size(), 1u);
   EXPECT_TRUE((*child)->finish());
+}
+
+TEST(CoreDispatchChildTest, RunsABlockOnTheCpuItIsGiven) {
+  auto child = CoreDispatchChild::start(VKNODE_CLI, device_selector());
+  ASSERT_TRUE(child) << child.error().to_string();
+  auto here = (*child)->block(3, sched_getcpu());
+  ASSERT_TRUE(here) << here.error().to_string();
+  EXPECT_EQ(here->size(), 3u);
+  auto anywhere = (*child)->block(2, -1);
+  ASSERT_TRUE(anywhere) << anywhere.error().to_string();
+  EXPECT_TRUE((*child)->finish());
+}
+
+TEST(CoreDispatchChildTest, ACpuTheChildCannotRunOnIsAnError) {
+  auto child = CoreDispatchChild::start(VKNODE_CLI, device_selector());
+  ASSERT_TRUE(child) << child.error().to_string();
+  auto none = (*child)->block(1, -2);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::invalid_argument);
+  // A CPU number the machine does not have: the child answers so, then exits.
+  auto missing = (*child)->block(1, CPU_SETSIZE - 1);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().to_string().find("cannot run on CPU"), std::string::npos) << missing.error().to_string();
+  auto after = (*child)->block(1);
+  ASSERT_FALSE(after);
+  EXPECT_NE(after.error().to_string().find("exited with status 1"), std::string::npos) << after.error().to_string();
 }
 
 TEST(CoreDispatchChildTest, AChildThatExitsAtOnceIsAnError) {
