@@ -12,6 +12,7 @@
 
 #include "bench_report.h"
 #include "bench_sections.h"
+#include "node/worker_placement.h"
 #include "util/file_ops.h"
 #include "util/strformat.h"
 #include "vknode/gpu/device.h"
@@ -70,6 +71,17 @@ Result<void> run_sections(const BenchOptions& options, const char* argv0, BenchR
                     "ratio = vknode / baseline (times: >1 is slower; GB/s: <1 is slower)\n\n",
                     options.quick ? "quick" : "full", meta.date, meta.device, meta.device_type, meta.driver,
                     meta.api_version));
+  // Every section runs off the CPUs that take the GPU's interrupts, as the node's worker
+  // does (worker_placement.h): a thread there pays for the interrupt handling on every
+  // completion (on the H200 a tiny dispatch took 42-52 us there instead of 13-17), and the
+  // scheduler's choice would otherwise decide the dispatch and transfer rows.
+  const std::vector<int> cpus = detail::thread_cpus();
+  struct RestoreCpus {
+    const std::vector<int>& cpus;
+    ~RestoreCpus() { detail::set_thread_cpus(cpus); }
+  } restore{cpus};
+  const std::string placed = detail::keep_thread_off_device_interrupts(info.pci_address, cpus);
+  if (!placed.empty()) std::fprintf(stderr, "vknode bench: %s\n", placed.c_str());
   print(BenchReport::table_header());
   const RowSink sink = [&](BenchRow row) { print(report.add(std::move(row))); };
   for (std::string_view section : selected) {
