@@ -2,11 +2,12 @@
 // `bench-child dispatch [device_selector]` runs the core layer's tiny dispatch
 // (core_dispatch.h) in blocks the bench asks for, timing each dispatch itself.
 //
-// Why a process: on the H200 a tiny dispatch on one VkDevice answers 0.2-0.5 us later or
-// sooner than on another device of the same process, by the order the devices were made
-// (2026-11-29: the process's second device was the slower of the two in every run, whether
-// it was the node's or the core Stream's). The child's device is the first and only one of
-// its process, as the node's is in the bench's (docs/benchmarks.md).
+// Why a process: on the H200 the same tiny dispatch on two devices of one process differed
+// by 0.2-0.5 us, by the order they were made and the devices made before them (2026-11-29:
+// with the harness's idle device alive, the device made next was the slower one in every
+// run, the node's or the core Stream's alike; an idle device made before both took the
+// difference away). The child's device is the first and only one of its process, as the
+// node's is in the bench's (docs/benchmarks.md, "The baseline in a process of its own").
 //
 // A block may run on a CPU the bench names: a VM's vCPUs differ in speed from moment to
 // moment (recording and submitting by up to 1.5x on the H200), so the bench runs the
