@@ -14,6 +14,7 @@
 #include <cstring>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 #include "bench_report.h"
 #include "core_dispatch.h"
@@ -25,16 +26,37 @@ extern char** environ;
 namespace vkn::detail {
 namespace {
 
-// Generous: a first device on a loaded machine takes a second or two.
-constexpr std::chrono::seconds kAnswerTimeout{60};
 constexpr int kMaxBlock = 100000;
 
+// A child that has answered its last line (or stopped answering) gets this long to exit
+// before it is killed: its device's teardown must not hang the bench.
+constexpr std::chrono::seconds kExitTimeout{10};
+
 std::string errno_text(int err) { return std::strerror(err); }
+
+// Waits for `pid` to exit, killing it after kExitTimeout. Returns its wait status, and
+// whether it had to be killed.
+std::pair<int, bool> reap(pid_t pid) {
+  const auto deadline = BenchClock::now() + kExitTimeout;
+  int status = 0;
+  while (true) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return {status, false};
+    if (r < 0 && errno != EINTR) return {status, false};  // not ours to wait for (already reaped)
+    if (BenchClock::now() >= deadline) break;
+    usleep(1000);
+  }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return {status, true};
+}
 
 }  // namespace
 
 Result<std::unique_ptr<CoreDispatchChild>> CoreDispatchChild::start(const std::string& exe,
-                                                                     const std::string& device_selector) {
+                                                                     const std::string& device_selector,
+                                                                     std::chrono::milliseconds answer_timeout) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return fail(Errc::io_error, "socketpair for the dispatch child", errno_text(errno));
@@ -55,7 +77,7 @@ Result<std::unique_ptr<CoreDispatchChild>> CoreDispatchChild::start(const std::s
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return fail(Errc::io_error, vkn::format("cannot start the dispatch child {}", exe), errno_text(rc));
   theirs.reset();
-  auto child = std::unique_ptr<CoreDispatchChild>(new CoreDispatchChild(pid, std::move(ours)));
+  auto child = std::unique_ptr<CoreDispatchChild>(new CoreDispatchChild(pid, std::move(ours), answer_timeout));
   auto ready = child->read_line();
   if (!ready) return fail(ready.error());
   if (*ready != "ready") return fail(Errc::job_failed, "the dispatch child could not start", *ready);
@@ -83,7 +105,7 @@ Result<void> CoreDispatchChild::send_line(const std::string& line) {
 }
 
 Result<std::string> CoreDispatchChild::read_line() {
-  const auto deadline = BenchClock::now() + kAnswerTimeout;
+  const auto deadline = BenchClock::now() + answer_timeout_;
   while (true) {
     if (const size_t end = received_.find('\n'); end != std::string::npos) {
       std::string line = received_.substr(0, end);
@@ -92,7 +114,7 @@ Result<std::string> CoreDispatchChild::read_line() {
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - BenchClock::now());
     if (left.count() <= 0) {
-      return fail(Errc::timeout, vkn::format("the dispatch child did not answer within {} s", kAnswerTimeout.count()));
+      return fail(Errc::timeout, vkn::format("the dispatch child did not answer within {} ms", answer_timeout_.count()));
     }
     pollfd p{socket_.get(), POLLIN, 0};
     const int ready = poll(&p, 1, static_cast<int>(left.count()));
@@ -108,14 +130,11 @@ Result<std::string> CoreDispatchChild::read_line() {
 }
 
 Error CoreDispatchChild::gone(std::string_view what) {
-  int status = 0;
-  pid_t r = 0;
-  while ((r = waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
-  }
-  if (r != pid_) return Error::make(Errc::job_failed, vkn::format("the dispatch child stopped answering {}", what));
+  const auto [status, killed] = reap(pid_);
   pid_ = -1;
-  const std::string how = WIFEXITED(status) ? vkn::format("exited with status {}", WEXITSTATUS(status))
-                                            : vkn::format("died of signal {}", WTERMSIG(status));
+  const std::string how = killed                ? std::string("stopped answering and was killed")
+                          : WIFEXITED(status) ? vkn::format("exited with status {}", WEXITSTATUS(status))
+                                              : vkn::format("died of signal {}", WTERMSIG(status));
   return Error::make(Errc::job_failed, vkn::format("the dispatch child {} {}", how, what));
 }
 
@@ -144,12 +163,10 @@ Result<void> CoreDispatchChild::finish() {
   if (auto r = send_line("end"); !r) return r;
   auto line = read_line();
   if (!line) return fail(line.error());
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
+  const auto [status, killed] = reap(pid_);
   pid_ = -1;
   if (*line != "ok") return fail(Errc::job_failed, "the dispatch child", *line);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (killed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return fail(Errc::job_failed, "the dispatch child checked its buffer but did not exit cleanly");
   }
   return {};

@@ -28,8 +28,11 @@ namespace vkn::detail {
 
 class CoreDispatchChild {
  public:
-  // Starts `exe` as the child and waits until its device and kernel are ready.
-  static Result<std::unique_ptr<CoreDispatchChild>> start(const std::string& exe, const std::string& device_selector);
+  // Starts `exe` as the child and waits until its device and kernel are ready. Every
+  // answer of the child is waited for `answer_timeout` at most (errors: timeout).
+  static Result<std::unique_ptr<CoreDispatchChild>> start(
+      const std::string& exe, const std::string& device_selector,
+      std::chrono::milliseconds answer_timeout = std::chrono::seconds(60));
   ~CoreDispatchChild();  // kills a child still running
   CoreDispatchChild(const CoreDispatchChild&) = delete;
   CoreDispatchChild& operator=(const CoreDispatchChild&) = delete;
@@ -41,7 +44,8 @@ class CoreDispatchChild {
   Result<void> finish();
 
  private:
-  CoreDispatchChild(pid_t pid, protocol::UniqueFd socket) : pid_(pid), socket_(std::move(socket)) {}
+  CoreDispatchChild(pid_t pid, protocol::UniqueFd socket, std::chrono::milliseconds answer_timeout)
+      : pid_(pid), socket_(std::move(socket)), answer_timeout_(answer_timeout) {}
   Result<void> send_line(const std::string& line);
   Result<std::string> read_line();
   // Why the child stopped answering: its exit status, once it has exited.
@@ -49,6 +53,7 @@ class CoreDispatchChild {
 
   pid_t pid_ = -1;
   protocol::UniqueFd socket_;
+  std::chrono::milliseconds answer_timeout_;
   std::string received_;  // bytes read past the last line
 };
 

@@ -6,7 +6,12 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "core_dispatch.h"
 
@@ -73,6 +78,24 @@ TEST(CoreDispatchChildTest, AChildThatExitsAtOnceIsAnError) {
   auto child = CoreDispatchChild::start("/bin/false", "");
   ASSERT_FALSE(child);
   EXPECT_NE(child.error().message.find("exited with status 1"), std::string::npos) << child.error().to_string();
+}
+
+TEST(CoreDispatchChildTest, AChildThatNeverAnswersTimesOutAndIsKilled) {
+  // A stand-in that keeps the socket open and says nothing.
+  const std::filesystem::path script =
+      std::filesystem::temp_directory_path() / ("vknode_silent_child_" + std::to_string(getpid()));
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\nexec sleep 30\n";
+  }
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto child = CoreDispatchChild::start(script.string(), "", std::chrono::milliseconds(200));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  std::filesystem::remove(script);
+  ASSERT_FALSE(child);
+  EXPECT_EQ(child.error().code, Errc::timeout) << child.error().to_string();
+  EXPECT_LT(waited, std::chrono::seconds(10));  // the child was killed, not waited out
 }
 
 TEST(CoreDispatchChildTest, AMissingExecutableIsAnError) {
