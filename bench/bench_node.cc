@@ -200,8 +200,8 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   // only one, as the node's is here (core_dispatch_child.h).
   auto child = CoreDispatchChild::start(exe, options.device_selector);
   if (!child) return fail(child.error());
-  // And the core layer here, on this process's second device: beside the child, what that
-  // position costs; beside with_node on the worker's thread, the CPU held equal.
+  // And the core layer here, on this process's second device, from the caller's thread:
+  // beside the child on the caller's CPU, what that position costs.
   auto core = CoreDispatch::create(options.device_selector);
   if (!core) return fail(core.error());
   // The calling thread keeps off the CPUs taking the GPU's interrupts, as the node's worker
