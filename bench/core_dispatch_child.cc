@@ -98,7 +98,7 @@ Result<void> CoreDispatchChild::send_line(const std::string& line) {
     // MSG_NOSIGNAL: a child that died is an error here, not a SIGPIPE for the bench.
     const ssize_t n = send(socket_.get(), text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(gone(vkn::format("while sent '{}' ({})", line, errno_text(errno))));
+    if (n < 0) return fail(gone(vkn::format("when the bench sent '{}' ({})", line, errno_text(errno))));
     sent += static_cast<size_t>(n);
   }
   return {};
