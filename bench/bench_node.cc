@@ -28,7 +28,6 @@
 #include "core_dispatch.h"
 #include "core_dispatch_child.h"
 #include "node/program_runner.h"
-#include "node/worker_placement.h"
 #include "util/strformat.h"
 #include "vknode/gpu/buffer.h"
 #include "vknode/gpu/builtin_kernels.h"
@@ -204,15 +203,6 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   // beside the child on the caller's CPU, what that position costs.
   auto core = CoreDispatch::create(options.device_selector);
   if (!core) return fail(core.error());
-  // The calling thread keeps off the CPUs taking the GPU's interrupts, as the node's worker
-  // and the child do (worker_placement.h): every side is then measured where the
-  // scheduler's placement cannot triple it.
-  const std::vector<int> caller_cpus = thread_cpus();
-  struct RestoreCpus {
-    const std::vector<int>& cpus;
-    ~RestoreCpus() { set_thread_cpus(cpus); }
-  } restore{caller_cpus};
-  (void)keep_thread_off_device_interrupts((*core)->device().info().pci_address, caller_cpus);
   const Program tiny = tiny_program();
   const auto shared_tiny = std::make_shared<const Program>(tiny);
   const KernelId fill = builtin_kernel_id(BuiltinKernel::fill_u32);
@@ -221,11 +211,15 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   // the one the node's worker runs on (beside with_node), and where the scheduler puts it.
   // The worker's CPU is asked just before the turn; it then waits for work, asleep after a
   // short spin that the turn's warm-up absorbs.
+  // (The calling thread, like the node's worker and the child, keeps off the CPUs taking
+  // the GPU's interrupts: the harness placed it.)
   auto core_child_on_caller_cpu = [&] { return (*child)->block(kRoundSamples, sched_getcpu()); };
-  auto core_child_on_worker_cpu = [&]() -> Result<std::vector<double>> {
-    auto cpu = with_node([](Context&) { return sched_getcpu(); }, call);
-    if (!cpu) return fail(cpu.error());
-    return (*child)->block(kRoundSamples, *cpu);
+  auto core_child_on_worker_cpu_of = [&](const CallOptions& node) -> Turn {
+    return [&child, node]() -> Result<std::vector<double>> {
+      auto cpu = with_node([](Context&) { return sched_getcpu(); }, node);
+      if (!cpu) return fail(cpu.error());
+      return (*child)->block(kRoundSamples, *cpu);
+    };
   };
   auto core_child_placed = [&] { return (*child)->block(kRoundSamples); };
   auto exec_once = [&]() -> Result<void> {
@@ -276,7 +270,7 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
   auto main_rows = interleaved(n, {core_child_on_caller_cpu, timed_here(exec_once), timed_here(with_node_once),
                                    timed_here(program_in_with_node_once), timed_here(exec_copy_once),
                                    timed_here(core_here_once), timed_here(node_stream_in_job_once),
-                                   core_child_on_worker_cpu, core_child_placed});
+                                   core_child_on_worker_cpu_of(call), core_child_placed});
   if (!main_rows) return fail(main_rows.error());
   const std::vector<double>& core_on_caller_us = (*main_rows)[0];
   const std::vector<double>& exec_us = (*main_rows)[1];
@@ -342,12 +336,7 @@ Result<void> bench_node(const BenchOptions& options, const std::string& exe, con
     if (!r) return fail(r.error());
     return {};
   };
-  auto core_child_on_that_worker_cpu = [&]() -> Result<std::vector<double>> {
-    auto cpu = with_node([](Context&) { return sched_getcpu(); }, worker_call);
-    if (!cpu) return fail(cpu.error());
-    return (*child)->block(kRoundSamples, *cpu);
-  };
-  auto worker_rows = interleaved(n, {core_child_on_that_worker_cpu, timed_here(exec_on_worker_once)});
+  auto worker_rows = interleaved(n, {core_child_on_worker_cpu_of(worker_call), timed_here(exec_on_worker_once)});
   (void)stop("bench.worker");
   if (!worker_rows) return fail(worker_rows.error());
   sink({.section = "node", .metric = "tiny dispatch p50 via exec on the worker vs core Stream on the worker's CPU",

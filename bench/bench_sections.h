@@ -31,7 +31,8 @@ using RowSink = std::function<void(BenchRow)>;
 // The node's overhead: with_node/exec round trips and tiny dispatches vs the core layer
 // (in a child process running `exe`, and beside the node), and exec throughput with 1, 4
 // and 16 callers. Starts (and stops) a node named "bench". Requires: no other device of
-// this process is alive.
+// this process is alive; the calling thread is kept off the GPU's interrupt CPUs (as
+// run_core_bench does for every section).
 [[nodiscard]] Result<void> bench_node(const BenchOptions& options, const std::string& exe, const RowSink& sink);
 // HMC sampling: leapfrog steps/s and ESS/s of the GPU backend beside the CPU fallback (bench_sampler.cc).
 [[nodiscard]] Result<void> bench_sampler(const BenchOptions& options, const RowSink& sink);
